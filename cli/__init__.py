@@ -1,0 +1,1 @@
+"""The `ram-tf` command line (installed as the package `ram_tf_cli`)."""

@@ -1,0 +1,231 @@
+"""`ram-tf`: train, evaluate, look at data, benchmark.
+
+Only this package talks to the terminal. Bad input (unknown task or model,
+impossible settings, missing MNIST) ends with one line saying what was
+wrong and what is allowed, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import sys
+
+import click
+
+from ram_tf import config as config_lib
+
+# Every train option: (flag, config field, type, help); grouped in --help.
+_OPTION_GROUPS = {
+    "glimpse": [
+        ("--glimpse-size", "glimpse.size", int, "patch side g (pixels)"),
+        ("--num-scales", "glimpse.num_scales", int, "scales g, 2g, 4g, ..."),
+        ("--num-glimpses", "glimpse.num_glimpses", int, "glimpses T"),
+        ("--backend", "glimpse.backend",
+         click.Choice(["gather", "extract_glimpse"]), "sensor backend"),
+        ("--xla/--no-xla", "glimpse.xla", bool, "XLA-compile the sensor"),
+    ],
+    "core": [
+        ("--glimpse-hidden", "core.glimpse_hidden", int, "width of h_g"),
+        ("--location-hidden", "core.location_hidden", int, "width of h_l"),
+        ("--glimpse-units", "core.glimpse_units", int, "width of g_t"),
+        ("--core-units", "core.core_units", int, "LSTM units"),
+    ],
+    "policy": [
+        ("--std", "policy.std", float, "location policy sigma"),
+        ("--initial-location", "policy.initial_location",
+         click.Choice(["center", "random"]), "l_0"),
+        ("--reinforce-weight", "policy.reinforce_weight", float,
+         "lambda of the REINFORCE term"),
+    ],
+    "data": [
+        ("--canvas-size", "data.canvas_size", int, "canvas side N"),
+        ("--min-distractors", "data.min_distractors", int, "fewest pieces"),
+        ("--max-distractors", "data.max_distractors", int, "most pieces"),
+        ("--distractor-size", "data.distractor_size", int, "piece side"),
+        ("--color/--no-color", "data.color", bool, "RGB clutter"),
+        ("--data-seed", "data.seed", int, "seed of validation/test canvases"),
+    ],
+    "training": [
+        ("--steps", "train.steps", int, "updates"),
+        ("--batch-size", "train.batch_size", int, "images per update"),
+        ("--mc-samples", "train.mc_samples", int,
+         "Monte Carlo rollouts per image (training and MC evaluation)"),
+        ("--learning-rate", "train.learning_rate", float, "initial Adam lr"),
+        ("--lr-decay", "train.lr_decay", float, "lr factor per decay period"),
+        ("--lr-decay-steps", "train.lr_decay_steps", int, "decay period"),
+        ("--min-learning-rate", "train.min_learning_rate", float, "lr floor"),
+        ("--clipnorm", "train.clipnorm", float, "global gradient norm clip"),
+        ("--steps-per-epoch", "train.steps_per_epoch", int,
+         "updates between validation and checkpoints"),
+        ("--seed", "train.seed", int, "weights, training data, samples"),
+        ("--jit/--no-jit", "train.jit_compile", bool,
+         "XLA-compile the whole train step"),
+    ],
+}
+_FIELD_OF = {
+    flag.split("/")[0].lstrip("-").replace("-", "_"): field
+    for group in _OPTION_GROUPS.values() for flag, field, _, _ in group
+}
+
+
+class _GroupedCommand(click.Command):
+    """Prints options in sections (glimpse / core / policy / ...)."""
+
+    def format_options(self, ctx, formatter):
+        sections: dict[str, list] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record:
+                group = getattr(param, "ram_group", "general")
+                sections.setdefault(group, []).append(record)
+        for name, rows in sections.items():
+            with formatter.section(f"{name.capitalize()} options"):
+                formatter.write_dl(rows)
+
+
+def _grouped_options(func):
+    for group, options in reversed(list(_OPTION_GROUPS.items())):
+        for flag, field, kind, text in reversed(options):
+            default = _default_of(field)
+            is_flag = kind is bool
+            opt = click.option(
+                flag, type=None if is_flag else kind, default=None,
+                help=f"{text} [task/paper default; e.g. {default}]",
+                show_default=False,
+            )
+            func = opt(func)
+            func.__click_params__[-1].ram_group = group
+    return func
+
+
+def _default_of(field: str):
+    group, name = field.split(".")
+    klass = config_lib._GROUPS[group]
+    return klass.__dataclass_fields__[name].default
+
+
+def _fail(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(2)
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@click.group(context_settings={"show_default": True,
+                               "help_option_names": ["-h", "--help"]})
+@click.version_option(importlib.metadata.version("ram-tf"),
+                      prog_name="ram-tf")
+def cli():
+    """Recurrent Attention Model (Mnih et al. 2014) on MNIST-derived tasks."""
+
+
+_mnist_option = click.option(
+    "--mnist-dir", envvar="RAM_TF_MNIST_DIR", default=None,
+    help="folder with the four original MNIST .gz files (offline); "
+         "default: TFDS downloads [env RAM_TF_MNIST_DIR]")
+_data_dir_option = click.option("--data-dir", default=None,
+                                help="tensorflow-datasets data dir")
+
+
+@cli.command(cls=_GroupedCommand)
+@click.option("--model", "model_name", default="ram",
+              type=click.Choice(config_lib.MODELS), help="model")
+@click.option("--task", required=True, help="task: " +
+              ", ".join(config_lib.TASKS))
+@click.option("--workdir", default=None,
+              help="run directory [default: runs/MODEL_TASK]")
+@_mnist_option
+@_data_dir_option
+@click.option("--verbose", type=click.IntRange(0, 2), default=1,
+              help="1: progress bar, 2: one line per epoch")
+@_grouped_options
+def train(model_name, task, workdir, mnist_dir, data_dir, verbose,
+          **settings):
+    """Train (or resume) a run, then score the fixed test set.
+
+    Running the same command again resumes from the last checkpoint.
+    """
+    _quiet_tensorflow()
+    overrides = {_FIELD_OF[k]: v for k, v in settings.items()}
+    try:
+        cfg = config_lib.resolve(model_name, task, overrides)
+    except config_lib.ConfigError as e:
+        _fail(str(e))
+    workdir = workdir or os.path.join("runs", f"{model_name}_{task}")
+    from ram_tf import mnist
+    from ram_tf import training
+
+    try:
+        results = training.train_and_evaluate(
+            cfg, workdir, mnist_dir=mnist_dir, data_dir=data_dir,
+            verbose=verbose)
+    except (mnist.MnistNotFoundError, training.RunDirError) as e:
+        _fail(str(e))
+    click.echo(
+        f"{workdir}: {results['updates']} updates, test error "
+        f"{results['test_error_deterministic']:.2f}% deterministic, "
+        f"{results['test_error_mc']:.2f}% with M={results['mc_samples']}")
+
+
+@cli.command()
+@click.argument("workdir", type=click.Path(file_okay=False))
+@_mnist_option
+@_data_dir_option
+@click.option("--split", type=click.Choice(["test", "validation"]),
+              default="test")
+def evaluate(workdir, mnist_dir, data_dir, split):
+    """Re-score a run's latest weights on the fixed test (or val) set."""
+    _quiet_tensorflow()
+    from ram_tf import mnist
+    from ram_tf import training
+
+    try:
+        cfg, model = training.load_run(workdir)
+        scores = training.score(model, cfg, mnist_dir=mnist_dir,
+                                data_dir=data_dir, split=split)
+    except (mnist.MnistNotFoundError, training.RunDirError) as e:
+        _fail(str(e))
+    click.echo(json.dumps(scores, indent=2))
+
+
+@cli.command()
+@click.option("--task", required=True,
+              help="task: " + ", ".join(config_lib.TASKS))
+@click.option("--split", type=click.Choice(["train", "validation", "test"]),
+              default="test")
+@click.option("--n", "count", type=click.IntRange(1, 100), default=16,
+              help="examples to draw")
+@click.option("--out", default=None, help="PNG path [default: TASK.png]")
+@_mnist_option
+@_data_dir_option
+def data(task, split, count, out, mnist_dir, data_dir):
+    """Save a PNG grid of a task's examples with ground-truth boxes."""
+    _quiet_tensorflow()
+    if task not in config_lib.TASKS:
+        _fail(f"unknown task {task!r}; allowed: "
+              f"{', '.join(config_lib.TASKS)}")
+    from ram_tf import datasets
+    from ram_tf import mnist
+    from ram_tf import plots
+
+    try:
+        ds = datasets.load(task, split, batch_size=count,
+                           mnist_dir=mnist_dir, data_dir=data_dir)
+    except mnist.MnistNotFoundError as e:
+        _fail(str(e))
+    batch = {k: v.numpy() for k, v in next(iter(ds)).items()}
+    out = out or f"{task}.png"
+    plots.example_grid(batch, out, title=f"{task} ({split})")
+    click.echo(out)
+
+
+def main():
+    cli(prog_name="ram-tf")
+
+
+if __name__ == "__main__":
+    main()

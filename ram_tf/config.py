@@ -1,0 +1,331 @@
+"""Experiment configuration: frozen dataclasses, task presets and validation.
+
+A run is fully described by an `ExperimentConfig` (model name, task name and
+the five groups glimpse / core / policy / data / train). `resolve(model, task,
+**overrides)` starts from the papers' defaults for that task and applies the
+overrides; `validate` rejects impossible settings with a message that names
+the setting, the value received and what is allowed. The resolved config is
+written as `config.json` into every run directory and read back with
+`ExperimentConfig.from_json`.
+
+Sizes follow Mnih et al. 2014 as implemented by PrincipalComponent/ram (see
+`../shared/docs/reference.md`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+MODELS = ("ram",)
+
+
+class ConfigError(ValueError):
+    """An impossible or unknown setting; the message says what is allowed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GlimpseConfig:
+    """The glimpse sensor and how many glimpses are taken.
+
+    Attributes:
+      size: side g of each square patch after resizing (pixels).
+      num_scales: k patches of side g, 2g, 4g, ... around each location.
+      num_glimpses: T, glimpses per image; the last core state is classified.
+      backend: "gather" (TFLite builtins, XLA) or "extract_glimpse" (the
+        `tf.image.extract_glimpse` reference; no XLA kernel).
+      xla: XLA-compile the gather sensor on its own.
+    """
+
+    size: int = 12  # 12x12 for 60x60 canvases (Mnih et al. 2014, Sec. 4.1)
+    num_scales: int = 3  # 12, 24, 48: the largest scale sees most of 60x60
+    num_glimpses: int = 6  # the headline RAM-6 rows of Tables 1-2
+    backend: str = "gather"  # same numbers as extract_glimpse, and faster
+    xla: bool = True  # 156 -> 103 ms per translated60 update on 2 cores
+
+
+@dataclasses.dataclass(frozen=True)
+class CoreConfig:
+    """Glimpse network and recurrent core widths.
+
+    Attributes:
+      glimpse_hidden: width of h_g = ReLU(FC(patches)).
+      location_hidden: width of h_l = ReLU(FC(l)).
+      glimpse_units: width of g_t = ReLU(FC(h_g) + FC(h_l)).
+      core_units: LSTM units of the core.
+    """
+
+    glimpse_hidden: int = 128  # reference.md table: FC 144 -> 128
+    location_hidden: int = 128  # reference.md table: FC 2 -> 128
+    glimpse_units: int = 256  # -> 256 for both pathways
+    core_units: int = 256  # LSTM 256 as in PrincipalComponent/ram
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyConfig:
+    """The Gaussian location policy and its REINFORCE weight.
+
+    Attributes:
+      std: sigma of l_t ~ Normal(tanh(FC(h_t)), sigma), in [-1, 1] units.
+      initial_location: "center" or "random" (uniform in [-1, 1]^2).
+      reinforce_weight: lambda in CE + MSE + lambda * REINFORCE.
+    """
+
+    std: float = 0.11  # reference.md; larger explores more, learns slower
+    initial_location: str = "center"  # Mnih et al. start at the centre
+    reinforce_weight: float = 1.0  # the location net sees only this term
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """How MNIST digits become a task's canvases.
+
+    Attributes:
+      canvas_size: side N of the square canvas (28 = plain MNIST).
+      min_distractors / max_distractors: D drawn uniformly per image.
+      distractor_size: side of the square pieces cut from other digits.
+      color: write each digit and distractor into one random RGB channel.
+      seed: placement seed of validation and test canvases (fixed: every
+        run and machine scores the same images).
+    """
+
+    canvas_size: int = 60
+    min_distractors: int = 0
+    max_distractors: int = 0
+    distractor_size: int = 8  # Mnih et al. 2014: 8x8 subpatches
+    color: bool = False
+    seed: int = 1406  # arXiv 1406.6247; any fixed value would do
+
+    @property
+    def channels(self) -> int:
+        return 3 if self.color else 1
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation recipe of PrincipalComponent/ram.
+
+    Attributes:
+      steps: total updates (mini-batches).
+      batch_size: images per update, before Monte Carlo copies.
+      mc_samples: M rollouts per image in training and in MC evaluation.
+      learning_rate / lr_decay / lr_decay_steps / min_learning_rate:
+        Adam lr * decay^floor(step / decay_steps), floored.
+      clipnorm: global-norm gradient clipping.
+      steps_per_epoch: updates between validation runs and checkpoints.
+      seed: seeds weights, training placements and location samples.
+      jit_compile: XLA-compile the whole train step (gather sensor only).
+    """
+
+    steps: int = 60_000  # RAM in reference.md
+    batch_size: int = 32
+    mc_samples: int = 10  # 32 images -> 320 rollouts per update
+    learning_rate: float = 1e-3
+    lr_decay: float = 0.97
+    lr_decay_steps: int = 1750  # about one epoch of 55k images at 32
+    min_learning_rate: float = 1e-4
+    clipnorm: float = 5.0
+    steps_per_epoch: int = 1000  # a validation point every 1000 updates
+    seed: int = 0
+    jit_compile: bool = False  # whole-step XLA measured slower on CPU
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    model: str
+    task: str
+    glimpse: GlimpseConfig
+    core: CoreConfig
+    policy: PolicyConfig
+    data: DataConfig
+    train: TrainConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ExperimentConfig":
+        groups = {f.name: f.type for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for name in groups:
+            if name in ("model", "task"):
+                kwargs[name] = d[name]
+            else:
+                klass = _GROUPS[name]
+                kwargs[name] = klass(**d[name])
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ExperimentConfig":
+        return cls.from_dict(json.loads(text))
+
+
+_GROUPS = {
+    "glimpse": GlimpseConfig,
+    "core": CoreConfig,
+    "policy": PolicyConfig,
+    "data": DataConfig,
+    "train": TrainConfig,
+}
+
+# Task presets: the canvas recipe and the glimpse settings the papers used.
+# 100x100 and larger canvases use 4 scales so the coarsest patch (12 * 8 = 96)
+# covers most of the image (Mnih et al. 2014, cluttered 100x100).
+TASKS: dict[str, dict[str, dict[str, Any]]] = {
+    "mnist28": {
+        "data": {"canvas_size": 28},
+        "glimpse": {"size": 8, "num_scales": 1, "num_glimpses": 6},
+    },
+    "translated60": {
+        "data": {"canvas_size": 60},
+        "glimpse": {"size": 12, "num_scales": 3, "num_glimpses": 6},
+    },
+    "translated100": {
+        "data": {"canvas_size": 100},
+        "glimpse": {"size": 12, "num_scales": 4, "num_glimpses": 6},
+    },
+    "cluttered60": {
+        "data": {"canvas_size": 60, "min_distractors": 4, "max_distractors": 4},
+        "glimpse": {"size": 12, "num_scales": 3, "num_glimpses": 6},
+    },
+    "cluttered100": {
+        "data": {
+            "canvas_size": 100,
+            "min_distractors": 8,
+            "max_distractors": 8,
+        },
+        "glimpse": {"size": 12, "num_scales": 4, "num_glimpses": 6},
+    },
+    "cluttered250": {
+        # [3] gives no distractor count for 250x250; 25 keeps the density of
+        # cluttered100 within a factor of ~2. 20x20 glimpses as in [3].
+        "data": {
+            "canvas_size": 250,
+            "min_distractors": 25,
+            "max_distractors": 25,
+        },
+        "glimpse": {"size": 20, "num_scales": 3, "num_glimpses": 8},
+    },
+    "cluttered_var100": {
+        "data": {
+            "canvas_size": 100,
+            "min_distractors": 4,
+            "max_distractors": 20,
+        },
+        "glimpse": {"size": 12, "num_scales": 4, "num_glimpses": 6},
+    },
+    "cluttered_var200": {
+        "data": {
+            "canvas_size": 200,
+            "min_distractors": 4,
+            "max_distractors": 50,
+        },
+        "glimpse": {"size": 12, "num_scales": 4, "num_glimpses": 4},
+    },
+}
+
+
+def resolve(
+    model: str, task: str, overrides: dict[str, Any] | None = None
+) -> ExperimentConfig:
+    """Build the config of `model` on `task`, then apply `overrides`.
+
+    Args:
+      model: one of `MODELS`.
+      task: one of `TASKS`.
+      overrides: {"group.field": value}, e.g. {"glimpse.num_scales": 2};
+        None values are ignored (unset CLI options).
+
+    Raises:
+      ConfigError: unknown model, task or field, or an impossible value.
+    """
+    if model not in MODELS:
+        raise ConfigError(
+            f"unknown model {model!r}; allowed: {', '.join(MODELS)}"
+        )
+    if task not in TASKS:
+        raise ConfigError(
+            f"unknown task {task!r}; allowed: {', '.join(TASKS)}"
+        )
+    values: dict[str, dict[str, Any]] = {g: {} for g in _GROUPS}
+    for group, fields in TASKS[task].items():
+        values[group].update(fields)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        group, _, field = key.partition(".")
+        known = {f.name for f in dataclasses.fields(_GROUPS.get(group, object))} \
+            if group in _GROUPS else set()
+        if field not in known:
+            raise ConfigError(
+                f"unknown setting {key!r}; settings are group.field with "
+                f"groups {', '.join(_GROUPS)}"
+            )
+        values[group][field] = value
+    config = ExperimentConfig(
+        model=model,
+        task=task,
+        **{g: _GROUPS[g](**values[g]) for g in _GROUPS},
+    )
+    validate(config)
+    return config
+
+
+def validate(config: ExperimentConfig) -> None:
+    """Raise `ConfigError` naming the first impossible setting."""
+    g, d, p, t, c = (
+        config.glimpse,
+        config.data,
+        config.policy,
+        config.train,
+        config.core,
+    )
+
+    def need(ok: bool, name: str, value: Any, allowed: str) -> None:
+        if not ok:
+            raise ConfigError(f"{name}={value!r} is invalid: {allowed}")
+
+    need(d.canvas_size >= 28, "data.canvas_size", d.canvas_size,
+         "the canvas must hold a 28x28 digit (>= 28)")
+    need(g.size >= 1, "glimpse.size", g.size, "must be a positive integer")
+    need(g.size <= d.canvas_size, "glimpse.size", g.size,
+         f"a glimpse cannot be larger than the {d.canvas_size}x"
+         f"{d.canvas_size} image")
+    need(g.num_scales >= 1, "glimpse.num_scales", g.num_scales, "must be >= 1")
+    need(g.num_glimpses >= 1, "glimpse.num_glimpses", g.num_glimpses,
+         "must be >= 1")
+    need(g.backend in ("gather", "extract_glimpse"), "glimpse.backend",
+         g.backend, "allowed: gather, extract_glimpse")
+    for name in ("glimpse_hidden", "location_hidden", "glimpse_units",
+                 "core_units"):
+        need(getattr(c, name) >= 1, f"core.{name}", getattr(c, name),
+             "must be a positive integer")
+    need(p.std > 0, "policy.std", p.std, "must be > 0")
+    need(p.initial_location in ("center", "random"),
+         "policy.initial_location", p.initial_location,
+         "allowed: center, random")
+    need(p.reinforce_weight >= 0, "policy.reinforce_weight",
+         p.reinforce_weight, "must be >= 0")
+    need(0 <= d.min_distractors <= d.max_distractors, "data.min_distractors",
+         (d.min_distractors, d.max_distractors),
+         "need 0 <= min_distractors <= max_distractors")
+    need(1 <= d.distractor_size <= min(28, d.canvas_size),
+         "data.distractor_size", d.distractor_size,
+         "must be between 1 and 28 (cut from a 28x28 digit)")
+    need(t.steps >= 1, "train.steps", t.steps, "must be >= 1")
+    need(t.batch_size >= 1, "train.batch_size", t.batch_size, "must be >= 1")
+    need(t.mc_samples >= 1, "train.mc_samples", t.mc_samples, "must be >= 1")
+    need(t.learning_rate > 0, "train.learning_rate", t.learning_rate,
+         "must be > 0")
+    need(t.steps_per_epoch >= 1, "train.steps_per_epoch", t.steps_per_epoch,
+         "must be >= 1")
+    need(not (g.xla and g.backend == "extract_glimpse"), "glimpse.xla", g.xla,
+         "extract_glimpse has no XLA kernel; use the gather backend or "
+         "turn xla off")
+    need(not (t.jit_compile and g.backend == "extract_glimpse"),
+         "train.jit_compile", t.jit_compile,
+         "extract_glimpse has no XLA kernel; use --no-jit or backend gather")

@@ -1,0 +1,149 @@
+"""The sub-networks of RAM, named as in Mnih et al. 2014 (Sec. 3.1).
+
+- `GlimpseNetwork` f_g: h_g = ReLU(W_g rho), h_l = ReLU(W_l l),
+  g_t = ReLU(W_hg h_g + W_hl h_l).
+- `CoreNetwork` f_h: an LSTM cell, h_t = f_h(h_{t-1}, g_t).
+- `LocationNetwork` f_l: mean mu_t = tanh(W h_t); policy Normal(mu_t, sigma).
+- `ActionNetwork` f_a: class logits from the last core output.
+- `BaselineNetwork` f_b: b_t, the expected reward, from h_t.
+
+The location and baseline networks read `stop_gradient(h_t)`: REINFORCE
+trains only the location network and the squared error only the baseline,
+while the cross-entropy alone shapes the glimpse network and core. This is
+the routing of kevinzakka/recurrent-visual-attention (h_t.detach()) and is
+pinned by `tests/test_reinforce.py`.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+_REG = "ram_tf"
+
+
+@keras.saving.register_keras_serializable(package=_REG)
+class GlimpseNetwork(keras.layers.Layer):
+    """g_t = ReLU(FC(ReLU(FC(rho))) + FC(ReLU(FC(l)))).
+
+    Call arguments:
+      inputs: (patches [B, k, g, g, C], locations [B, 2]).
+
+    Output shape: [B, units].
+    """
+
+    def __init__(self, glimpse_hidden=128, location_hidden=128, units=256,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.glimpse_hidden = glimpse_hidden
+        self.location_hidden = location_hidden
+        self.units = units
+        self.fc_glimpse = keras.layers.Dense(glimpse_hidden, "relu",
+                                             name="fc_glimpse")
+        self.fc_location = keras.layers.Dense(location_hidden, "relu",
+                                              name="fc_location")
+        self.fc_what = keras.layers.Dense(units, name="fc_what")
+        self.fc_where = keras.layers.Dense(units, name="fc_where")
+
+    def build(self, input_shape):
+        patches_shape, loc_shape = input_shape
+        flat = 1
+        for d in patches_shape[1:]:
+            flat *= d
+        self.fc_glimpse.build((patches_shape[0], flat))
+        self.fc_location.build(loc_shape)
+        self.fc_what.build((patches_shape[0], self.glimpse_hidden))
+        self.fc_where.build((loc_shape[0], self.location_hidden))
+
+    def call(self, inputs):
+        patches, locations = inputs
+        flat = tf.reshape(patches, [tf.shape(patches)[0], -1])
+        h_g = self.fc_glimpse(flat)
+        h_l = self.fc_location(tf.stop_gradient(locations))
+        return tf.nn.relu(self.fc_what(h_g) + self.fc_where(h_l))
+
+    def get_config(self):
+        return {**super().get_config(), "glimpse_hidden": self.glimpse_hidden,
+                "location_hidden": self.location_hidden, "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package=_REG)
+class CoreNetwork(keras.layers.Layer):
+    """h_t = LSTM(g_t, (h_{t-1}, c_{t-1})), Sonnet-style step.
+
+    Call arguments:
+      inputs: g_t [B, D]; states: [h [B, units], c [B, units]].
+
+    Returns: (h_t [B, units], [h_t, c_t]).
+    """
+
+    def __init__(self, units=256, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.cell = keras.layers.LSTMCell(units, name="lstm")
+
+    def build(self, input_shape):
+        self.cell.build(input_shape)
+
+    def initial_state(self, batch_size):
+        zeros = tf.zeros([batch_size, self.units])
+        return [zeros, zeros]
+
+    def call(self, inputs, states):
+        h, new_states = self.cell(inputs, states)
+        return h, list(new_states)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package=_REG)
+class LocationNetwork(keras.layers.Layer):
+    """mu_t = tanh(FC_2(stop_gradient(h_t))), the mean of the policy.
+
+    Output shape: [B, 2], (y, x) in (-1, 1).
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.fc = keras.layers.Dense(2, "tanh", name="fc_mean")
+
+    def build(self, input_shape):
+        self.fc.build(input_shape)
+
+    def call(self, h):
+        return self.fc(tf.stop_gradient(h))
+
+
+@keras.saving.register_keras_serializable(package=_REG)
+class BaselineNetwork(keras.layers.Layer):
+    """b_t = FC_1(stop_gradient(h_t)), the expected reward. Output [B]."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.fc = keras.layers.Dense(1, name="fc_baseline")
+
+    def build(self, input_shape):
+        self.fc.build(input_shape)
+
+    def call(self, h):
+        return self.fc(tf.stop_gradient(h))[:, 0]
+
+
+@keras.saving.register_keras_serializable(package=_REG)
+class ActionNetwork(keras.layers.Layer):
+    """Class logits = FC_10(h_T). Output [B, num_classes]."""
+
+    def __init__(self, num_classes=10, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.fc = keras.layers.Dense(num_classes, name="fc_logits")
+
+    def build(self, input_shape):
+        self.fc.build(input_shape)
+
+    def call(self, h):
+        return self.fc(h)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}

@@ -1,0 +1,105 @@
+"""The hybrid loss of RAM: cross-entropy + baseline MSE + lambda * REINFORCE.
+
+For N rollouts (images x Monte Carlo copies) with T glimpses, the policy
+takes T - 1 actions l_1 .. l_{T-1} (l_0 is fixed or uniform), each drawn
+from pi(l_t | h_t) = Normal(mu_t, sigma^2 I). With reward R = [argmax = y]
+and the learned baseline b_t:
+
+  cross_entropy = (1/N) sum_n -log p(y_n | h_T)
+  baseline_mse  = (1/(N (T-1))) sum_{n,t} (R_n - b_{n,t})^2
+  reinforce     = -(1/N) sum_n sum_t log pi(l_{n,t} | h_{n,t})
+                                      * stop_gradient(R_n - b_{n,t})
+  loss = cross_entropy + baseline_mse + reinforce_weight * reinforce
+
+`reinforce` is the score-function (likelihood-ratio) estimator of
+-grad E[R] (Williams 1992; `tfp.monte_carlo.expectation` derives the same):
+grad E[R] = E[(R - b) grad log pi(l)], unbiased for any b that does not
+depend on l. Choices (they set the effective step size):
+- log-probabilities are summed over the T - 1 actions and averaged over the
+  N rollouts: every action is credited with the episode's reward;
+- the baseline error is averaged over rollouts and steps;
+- reinforce_weight defaults to 1.
+
+Where gradients stop (tested in tests/test_reinforce.py):
+- l_t enters log pi under stop_gradient: the gradient reaches mu_t only,
+  i.e. the location network, never the sample or the glimpse pixels;
+- R - b is under stop_gradient in `reinforce`;
+- the location and baseline networks read stop_gradient(h_t)
+  (`ram_tf.networks`), so REINFORCE trains the location network alone and
+  the MSE the baseline network alone.
+
+All terms here are per-replica means; under a `tf.distribute` strategy the
+optimizer sums gradients over replicas, so `scale_for_replicas` divides.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+
+
+def rewards(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """R = 1 if argmax(logits) == label else 0. [N, K], [N] -> float32 [N]."""
+    predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    return tf.cast(tf.equal(predicted, tf.cast(labels, tf.int32)), tf.float32)
+
+
+def log_policy(means: tf.Tensor, samples: tf.Tensor, std: float) -> tf.Tensor:
+    """log pi(l_t | h_t) summed over (y, x): [N, T-1, 2] -> [N, T-1]."""
+    policy = tfd.Normal(loc=means, scale=std)
+    return tf.reduce_sum(policy.log_prob(tf.stop_gradient(samples)), axis=-1)
+
+
+def hybrid_loss(
+    logits: tf.Tensor,
+    labels: tf.Tensor,
+    means: tf.Tensor,
+    samples: tf.Tensor,
+    baselines: tf.Tensor,
+    std: float,
+    reinforce_weight: float = 1.0,
+) -> dict[str, tf.Tensor]:
+    """The named terms of the hybrid loss.
+
+    Args:
+      logits: [N, K] class scores after the last glimpse.
+      labels: int [N].
+      means: [N, T-1, 2] policy means mu_t (carry the gradient).
+      samples: [N, T-1, 2] the locations drawn (unclipped).
+      baselines: [N, T-1] b_t.
+      std: policy sigma.
+      reinforce_weight: lambda.
+
+    Returns:
+      dict with scalars loss, cross_entropy, baseline_mse, reinforce, reward.
+    """
+    labels = tf.cast(labels, tf.int32)
+    cross_entropy = tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+    )
+    reward = rewards(logits, labels)  # no gradient: argmax
+    if means.shape[1] == 0:  # a single glimpse takes no action
+        zero = tf.zeros([], tf.float32)
+        return {"loss": cross_entropy, "cross_entropy": cross_entropy,
+                "baseline_mse": zero, "reinforce": zero,
+                "reward": tf.reduce_mean(reward)}
+    advantage = tf.stop_gradient(reward[:, None] - baselines)
+    log_pi = log_policy(means, samples, std)
+    reinforce = -tf.reduce_mean(tf.reduce_sum(log_pi * advantage, axis=1))
+    baseline_mse = tf.reduce_mean(tf.square(reward[:, None] - baselines))
+    loss = cross_entropy + baseline_mse + reinforce_weight * reinforce
+    return {
+        "loss": loss,
+        "cross_entropy": cross_entropy,
+        "baseline_mse": baseline_mse,
+        "reinforce": reinforce,
+        "reward": tf.reduce_mean(reward),
+    }
+
+
+def scale_for_replicas(loss: tf.Tensor) -> tf.Tensor:
+    """Divide a per-replica mean by the replica count (gradients are summed)."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss / tf.cast(replicas, loss.dtype)
