@@ -85,9 +85,14 @@ class _GroupedCommand(click.Command):
                 formatter.write_dl(rows)
 
 
-def _grouped_options(func):
-    for group, options in reversed(list(_OPTION_GROUPS.items())):
-        for flag, field, kind, text in reversed(options):
+def _grouped_options(*groups):
+    """Decorator adding the options of `groups` (default: all)."""
+    return lambda func: _add_options(func, groups or tuple(_OPTION_GROUPS))
+
+
+def _add_options(func, groups):
+    for group in reversed(groups):
+        for flag, field, kind, text in reversed(_OPTION_GROUPS[group]):
             default = _default_of(field)
             is_flag = kind is bool
             opt = click.option(
@@ -142,7 +147,7 @@ _data_dir_option = click.option("--data-dir", default=None,
 @_data_dir_option
 @click.option("--verbose", type=click.IntRange(0, 2), default=1,
               help="1: progress bar, 2: one line per epoch")
-@_grouped_options
+@_grouped_options()
 def train(model_name, task, workdir, mnist_dir, data_dir, verbose,
           **settings):
     """Train (or resume) a run, then score the fixed test set.
@@ -192,7 +197,7 @@ def evaluate(workdir, mnist_dir, data_dir, split):
     click.echo(json.dumps(scores, indent=2))
 
 
-@cli.command()
+@cli.command(cls=_GroupedCommand)
 @click.option("--task", required=True,
               help="task: " + ", ".join(config_lib.TASKS))
 @click.option("--split", type=click.Choice(["train", "validation", "test"]),
@@ -202,19 +207,22 @@ def evaluate(workdir, mnist_dir, data_dir, split):
 @click.option("--out", default=None, help="PNG path [default: TASK.png]")
 @_mnist_option
 @_data_dir_option
-def data(task, split, count, out, mnist_dir, data_dir):
+@_grouped_options("data")
+def data(task, split, count, out, mnist_dir, data_dir, **settings):
     """Save a PNG grid of a task's examples with ground-truth boxes."""
     _quiet_tensorflow()
-    if task not in config_lib.TASKS:
-        _fail(f"unknown task {task!r}; allowed: "
-              f"{', '.join(config_lib.TASKS)}")
+    overrides = {_FIELD_OF[k].split(".")[1]: v for k, v in settings.items()
+                 if v is not None}
     from ram_tf import datasets
     from ram_tf import mnist
     from ram_tf import plots
 
     try:
         ds = datasets.load(task, split, batch_size=count,
-                           mnist_dir=mnist_dir, data_dir=data_dir)
+                           mnist_dir=mnist_dir, data_dir=data_dir,
+                           **overrides)
+    except config_lib.ConfigError as e:
+        _fail(str(e))
     except mnist.MnistNotFoundError as e:
         _fail(str(e))
     batch = {k: v.numpy() for k, v in next(iter(ds)).items()}

@@ -29,14 +29,6 @@ import tensorflow as tf
 DIGIT = 28
 
 
-def _shift(patches: tf.Tensor, offsets: tf.Tensor, size: int) -> tf.Tensor:
-    """Paste patches [..., h, w] at integer offsets [..., 2] on size x size."""
-    h, w = patches.shape[-2], patches.shape[-1]
-    rows = tf.one_hot(offsets[..., 0:1] + tf.range(h), size)  # [..., h, N]
-    cols = tf.one_hot(offsets[..., 1:2] + tf.range(w), size)  # [..., w, N]
-    return tf.einsum("...ri,...rc,...cj->...ij", rows, patches, cols)
-
-
 def _crop(images: tf.Tensor, corners: tf.Tensor, side: int) -> tf.Tensor:
     """Cut side x side pieces at corners [..., 2] from images [..., 28, 28]."""
     rows = tf.one_hot(corners[..., 0:1] + tf.range(side), DIGIT)
@@ -51,6 +43,91 @@ def _uniform_int(seed, shape, low, high):
     )
 
 
+def draw(
+    seed: tf.Tensor,
+    index: tf.Tensor,
+    pool_size,
+    canvas_size: int,
+    min_distractors: int = 0,
+    max_distractors: int = 0,
+    distractor_size: int = 8,
+    color: bool = False,
+) -> dict[str, tf.Tensor]:
+    """All random choices of a batch of canvases (stateless in `seed`).
+
+    Returns int32 tensors: offset [B, 2] (the digit's top-left corner) and,
+    with clutter, source [B, D] (pool index of each distractor's digit),
+    corner [B, D, 2] (where the piece is cut), where [B, D, 2] (where it
+    is pasted), present [B, D] (1 for the first count ~ U{min..max}), and
+    with colour, channel [B, 1 + D].
+    """
+    n, d, p = canvas_size, max_distractors, distractor_size
+    batch = tf.shape(index)[0]
+    seeds = tf.random.experimental.stateless_split(seed, 8)
+    out = {"offset": _uniform_int(seeds[0], [batch, 2], 0, n - DIGIT)}
+    if d > 0:
+        # Another digit of the same split: skip 1..P-1 ahead of the target.
+        skip = _uniform_int(seeds[1], [batch, d], 1, pool_size - 1)
+        out["source"] = (index[:, None] + skip) % pool_size
+        out["corner"] = _uniform_int(seeds[2], [batch, d, 2], 0, DIGIT - p)
+        out["where"] = _uniform_int(seeds[3], [batch, d, 2], 0, n - p)
+        count = _uniform_int(seeds[4], [batch, 1], min_distractors, d)
+        out["present"] = tf.cast(tf.range(d)[None, :] < count, tf.int32)
+    if color:
+        out["channel"] = _uniform_int(seeds[5], [batch, 1 + d], 0, 2)
+    return out
+
+
+def render(
+    digits: tf.Tensor,
+    pool: tf.Tensor,
+    choices: dict[str, tf.Tensor],
+    canvas_size: int,
+    distractor_size: int = 8,
+    color: bool = False,
+) -> tf.Tensor:
+    """Canvases float32 [B, N, N, C] in [0, 1] from `draw`'s choices.
+
+    The sum over objects happens inside the einsum contraction, so memory
+    stays O(B * D * N * p) rather than O(B * D * N^2).
+    """
+    n = canvas_size
+    digits = tf.cast(digits, tf.float32)
+    objects = [(digits[:, None], choices["offset"][:, None])]
+    if "source" in choices:
+        source = tf.cast(tf.gather(pool, choices["source"]), tf.float32)
+        pieces = _crop(source, choices["corner"], distractor_size)
+        present = tf.cast(choices["present"], tf.float32)
+        objects.append((pieces * present[..., None, None], choices["where"]))
+    channels = [None]
+    if color:
+        onehot = tf.one_hot(choices["channel"], 3)  # [B, 1 + D, 3]
+        channels = [onehot[..., k] for k in range(3)]
+    planes = []
+    for k, weight in enumerate(channels):
+        plane = 0.0
+        first = 0
+        for patches, where in objects:
+            count = patches.shape[1]
+            if weight is not None:
+                w = weight[:, first:first + count]
+                patches = patches * w[..., None, None]
+            first += count
+            plane += _shift_sum(patches, where, n)
+        planes.append(plane)
+    image = tf.stack(planes, axis=-1)
+    return tf.minimum(image, 255.0) / 255.0
+
+
+def _shift_sum(patches, offsets, size):
+    """sum_d of patches [B, D, h, w] pasted at offsets [B, D, 2]: [B, N, N]."""
+    h, w = patches.shape[-2], patches.shape[-1]
+    rows = tf.one_hot(offsets[..., 0:1] + tf.range(h), size)  # [B, D, h, N]
+    cols = tf.one_hot(offsets[..., 1:2] + tf.range(w), size)  # [B, D, w, N]
+    left = tf.einsum("bdri,bdrc->bdic", rows, patches)  # [B, D, N, w]
+    return tf.einsum("bdic,bdcj->bij", left, cols)
+
+
 def compose(
     digits: tf.Tensor,
     labels: tf.Tensor,
@@ -63,7 +140,7 @@ def compose(
     distractor_size: int = 8,
     color: bool = False,
 ) -> dict[str, tf.Tensor]:
-    """Place a batch of digits on canvases with clutter.
+    """Place a batch of digits on canvases with clutter (`draw` + `render`).
 
     Args:
       digits: uint8 [B, 28, 28], the target digits.
@@ -81,45 +158,21 @@ def compose(
       dict with image float32 [B, N, N, C] in [0, 1], label int32 [B],
       location float32 [B, 2] and bbox float32 [B, 4].
     """
+    choices = draw(seed, index, tf.shape(pool)[0], canvas_size,
+                   min_distractors, max_distractors, distractor_size, color)
+    image = render(digits, pool, choices, canvas_size, distractor_size, color)
+    return {"image": image, **ground_truth(digits, labels, choices,
+                                           canvas_size)}
+
+
+def ground_truth(digits, labels, choices, canvas_size):
+    """label, location (centre of the 28x28 field, (y, x) in [-1, 1]), bbox."""
     n = canvas_size
-    batch = tf.shape(digits)[0]
-    seeds = tf.random.experimental.stateless_split(seed, 8)
-    digits = tf.cast(digits, tf.float32)
-
-    offset = _uniform_int(seeds[0], [batch, 2], 0, n - DIGIT)
-    layers = _shift(digits, offset, n)[:, None]  # [B, 1, N, N]
-
-    if max_distractors > 0:
-        d, p = max_distractors, distractor_size
-        pool_size = tf.shape(pool)[0]
-        # Another digit of the same split: skip 1..P-1 ahead of the target.
-        skip = _uniform_int(seeds[1], [batch, d], 1, pool_size - 1)
-        source = tf.gather(pool, (index[:, None] + skip) % pool_size)
-        corner = _uniform_int(seeds[2], [batch, d, 2], 0, DIGIT - p)
-        pieces = _crop(tf.cast(source, tf.float32), corner, p)
-        where = _uniform_int(seeds[3], [batch, d, 2], 0, n - p)
-        count = _uniform_int(seeds[4], [batch, 1], min_distractors,
-                             max_distractors)
-        present = tf.cast(tf.range(d)[None, :] < count, tf.float32)
-        clutter = _shift(pieces, where, n) * present[:, :, None, None]
-        layers = tf.concat([layers, clutter], axis=1)  # [B, 1 + D, N, N]
-
-    if color:
-        channel = _uniform_int(seeds[5], tf.shape(layers)[:2], 0, 2)
-        image = tf.einsum(
-            "bkij,bkc->bijc", layers, tf.one_hot(channel, 3)
-        )
-    else:
-        image = tf.reduce_sum(layers, axis=1)[..., None]
-    image = tf.minimum(image, 255.0) / 255.0
-
-    offset_f = tf.cast(offset, tf.float32)
-    location = (offset_f + DIGIT / 2) / (n / 2) - 1.0
+    offset = tf.cast(choices["offset"], tf.float32)
     return {
-        "image": image,
         "label": tf.cast(labels, tf.int32),
-        "location": location,
-        "bbox": _ink_box(digits, offset_f, n),
+        "location": (offset + DIGIT / 2) / (n / 2) - 1.0,
+        "bbox": _ink_box(tf.cast(digits, tf.float32), offset, n),
     }
 
 

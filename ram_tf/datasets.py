@@ -115,22 +115,40 @@ def train_dataset(
 
 
 def _fixed_arrays(data, split, mnist_dir, data_dir) -> dict[str, np.ndarray]:
-    """Place a held-out split once, in chunks of 1,000 with fixed seeds."""
+    """Place a held-out split once, in chunks of 1,000 with fixed seeds.
+
+    The random choices of a chunk are drawn at once (they define the
+    canvases); rendering goes in slices to bound memory on big canvases.
+    """
     images, labels = mnist.load_digits(split, mnist_dir, data_dir)
     pool = tf.constant(images)
-    kwargs = _compose_kwargs(data)
+    kw = _compose_kwargs(data)
+    render_kw = {k: kw[k] for k in ("canvas_size", "distractor_size",
+                                    "color")}
+    per_slice = max(1, 4_000_000 // (data.canvas_size**2 * data.channels))
     parts = []
     for i, start in enumerate(range(0, len(labels), _CHUNK)):
         index = tf.range(start, min(start + _CHUNK, len(labels)))
-        out = canvas.compose(
-            tf.gather(pool, index), tf.gather(labels, index), index, pool,
-            _seed(data.seed, _SPLIT_TAG[split], i), **kwargs
-        )
-        parts.append({k: v.numpy() for k, v in out.items()})
-    arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    # Stored as the integers they are: image * 255 is exact by construction.
-    arrays["image"] = np.round(arrays["image"] * 255).astype(np.uint8)
-    return arrays
+        choices = canvas.draw(_seed(data.seed, _SPLIT_TAG[split], i), index,
+                              len(labels), **kw)
+        digits = tf.gather(pool, index)
+        image = np.concatenate([
+            _to_uint8(canvas.render(
+                digits[j:j + per_slice], pool,
+                {k: v[j:j + per_slice] for k, v in choices.items()},
+                **render_kw))
+            for j in range(0, len(index), per_slice)
+        ])
+        truth = canvas.ground_truth(digits, tf.gather(labels, index),
+                                    choices, data.canvas_size)
+        parts.append({"image": image,
+                      **{k: v.numpy() for k, v in truth.items()}})
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _to_uint8(image: tf.Tensor) -> np.ndarray:
+    # Canvases are integers / 255 by construction: * 255 is exact.
+    return np.round(image.numpy() * 255).astype(np.uint8)
 
 
 def fixed_arrays(

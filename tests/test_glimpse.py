@@ -1,0 +1,120 @@
+"""GlimpseSensor: pixel-exact windows, (y, x) order, zero fill, backends."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ram_tf.glimpse import GlimpseSensor
+
+
+def numpy_glimpse(images, locations, size, num_scales):
+    """Independent reference: loops over pixels, trunc toward zero."""
+    b, h, w, c = images.shape
+    out = np.zeros((b, num_scales, size, size, c), np.float32)
+    for i in range(b):
+        ly, lx = np.clip(locations[i], -1, 1)
+        for k in range(num_scales):
+            s = size * 2**k
+            y0 = int(np.float32(ly) * np.float32(h) / 2 + h / 2 - s / 2)
+            x0 = int(np.float32(lx) * np.float32(w) / 2 + w / 2 - s / 2)
+            patch = np.zeros((s, s, c), np.float32)
+            for r in range(s):
+                for q in range(s):
+                    y, x = y0 + r, x0 + q
+                    if 0 <= y < h and 0 <= x < w:
+                        patch[r, q] = images[i, y, x]
+            f = 2**k
+            out[i, k] = patch.reshape(size, f, size, f, c).mean(axis=(1, 3))
+    return out
+
+
+@pytest.mark.parametrize("backend", ["gather", "extract_glimpse"])
+@pytest.mark.parametrize("size,num_scales,h,w", [
+    (4, 3, 20, 20), (3, 2, 17, 23), (8, 1, 28, 28)])
+def test_matches_numpy_reference_including_borders(backend, size,
+                                                   num_scales, h, w):
+    rng = np.random.default_rng(size + h)
+    images = rng.random((24, h, w, 2)).astype(np.float32)
+    locations = rng.uniform(-1, 1, (24, 2)).astype(np.float32)
+    locations[:8] = rng.choice([-1.0, 1.0], (8, 2))  # exactly on borders
+    got = GlimpseSensor(size, num_scales, backend)((images, locations))
+    want = numpy_glimpse(images, locations, size, num_scales)
+    np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-6)
+
+
+def test_backends_identical_on_random_locations():
+    rng = np.random.default_rng(0)
+    images = rng.random((64, 60, 60, 1)).astype(np.float32)
+    locations = rng.uniform(-1.2, 1.2, (64, 2)).astype(np.float32)
+    a = GlimpseSensor(12, 3, "gather")((images, locations))
+    b = GlimpseSensor(12, 3, "extract_glimpse")((images, locations))
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_window_placement_and_yx_order_are_pixel_exact():
+    # On an 8x8 image a size-2 window at (0, 0) covers rows/cols 3-4;
+    # a size-4 window at (0.5, 0.5) covers rows/cols 4-7.
+    image = np.arange(64, dtype=np.float32).reshape(1, 8, 8, 1)
+    out = GlimpseSensor(2, 1)((image, np.zeros((1, 2), np.float32)))
+    np.testing.assert_array_equal(out[0, 0, :, :, 0], image[0, 3:5, 3:5, 0])
+    out = GlimpseSensor(4, 1)((image, np.array([[0.5, 0.5]], np.float32)))
+    np.testing.assert_array_equal(out[0, 0, :, :, 0], image[0, 4:8, 4:8, 0])
+    # (y, x): moving y down by one window moves rows, not columns.
+    out = GlimpseSensor(2, 1)((image, np.array([[0.5, -0.5]], np.float32)))
+    np.testing.assert_array_equal(out[0, 0, :, :, 0], image[0, 5:7, 1:3, 0])
+
+
+def test_zeros_outside_the_image_and_coarse_scale_is_block_mean():
+    image = np.ones((1, 8, 8, 1), np.float32)
+    out = GlimpseSensor(4, 2)((image, np.array([[-1.0, -1.0]], np.float32)))
+    fine = out[0, 0, :, :, 0].numpy()
+    np.testing.assert_array_equal(fine[:2], 0)  # above the image
+    np.testing.assert_array_equal(fine[:, :2], 0)  # left of it
+    np.testing.assert_array_equal(fine[2:, 2:], 1)
+    coarse = out[0, 1, :, :, 0].numpy()  # 8x8 window at corner (-4, -4)
+    np.testing.assert_array_equal(coarse[:2, :2], 0)
+    np.testing.assert_array_equal(coarse[2:, 2:], 1)
+
+
+def test_gather_backend_compiles_under_xla():
+    rng = np.random.default_rng(1)
+    images = tf.constant(rng.random((8, 30, 30, 1)).astype(np.float32))
+    locations = tf.constant(rng.uniform(-1, 1, (8, 2)).astype(np.float32))
+    sensor = GlimpseSensor(6, 3, "gather")
+    compiled = tf.function(lambda x, l: sensor((x, l)), jit_compile=True)
+    want = sensor((images, locations)).numpy()
+    # Same windows; XLA may order the block-mean additions differently.
+    np.testing.assert_allclose(compiled(images, locations).numpy(), want,
+                               rtol=0, atol=1e-6)
+    xla_layer = GlimpseSensor(6, 3, "gather", xla=True)
+    np.testing.assert_allclose(xla_layer((images, locations)).numpy(), want,
+                               rtol=0, atol=1e-6)
+
+
+def test_no_gradient_reaches_locations():
+    images = tf.random.uniform([2, 16, 16, 1])
+    locations = tf.Variable(tf.zeros([2, 2]))
+    with tf.GradientTape() as tape:
+        out = tf.reduce_sum(GlimpseSensor(4, 2)((images, locations)))
+    assert tape.gradient(out, locations) is None
+
+
+def test_config_round_trip_and_output_shape():
+    sensor = GlimpseSensor(5, 2, "extract_glimpse", name="s")
+    clone = GlimpseSensor.from_config(sensor.get_config())
+    assert (clone.size, clone.num_scales, clone.backend) == (
+        5, 2, "extract_glimpse")
+    assert not clone.supports_jit
+    assert sensor.compute_output_shape(((3, 20, 20, 1), (3, 2))) == (
+        3, 2, 5, 5, 1)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"size": 0}, "size"), ({"size": -3}, "size"),
+    ({"num_scales": 0}, "num_scales"), ({"num_scales": 1.5}, "num_scales"),
+    ({"backend": "bilinear"}, "backend"),
+    ({"backend": "extract_glimpse", "xla": True}, "XLA"),
+])
+def test_invalid_arguments_name_the_value(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GlimpseSensor(**kwargs)
