@@ -231,6 +231,61 @@ def data(task, split, count, out, mnist_dir, data_dir, **settings):
     click.echo(out)
 
 
+@cli.command()
+@click.option("--model", "model_name", default="ram",
+              type=click.Choice(config_lib.MODELS))
+@click.option("--task", default="translated60",
+              help="task: " + ", ".join(config_lib.TASKS))
+@click.option("--batch-size", type=int, default=32)
+@click.option("--mc-samples", type=int, default=10)
+@click.option("--repeats", type=click.IntRange(1), default=5,
+              help="timed blocks; the median is reported")
+@click.option("--steps", type=click.IntRange(1), default=20,
+              help="updates per timed block")
+@click.option("--json", "as_json", is_flag=True, help="print JSON only")
+@_mnist_option
+@_data_dir_option
+def benchmark(model_name, task, batch_size, mc_samples, repeats, steps,
+              as_json, mnist_dir, data_dir):
+    """Training and inference speed, and the machine's matmul rate."""
+    _quiet_tensorflow()
+    try:
+        cfg = config_lib.resolve(model_name, task, {
+            "train.batch_size": batch_size, "train.mc_samples": mc_samples})
+    except config_lib.ConfigError as e:
+        _fail(str(e))
+    from ram_tf import benchmark as bench
+    from ram_tf import mnist
+
+    try:
+        result = bench.run(cfg, repeats=repeats, steps=steps,
+                           mnist_dir=mnist_dir, data_dir=data_dir)
+    except mnist.MnistNotFoundError as e:
+        _fail(str(e))
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    fit, step = result["train_fit"], result["train_step"]
+    click.echo(f"{task}, {model_name}, batch {batch_size} x M {mc_samples} "
+               f"(median of {repeats})")
+    click.echo(f"matmul 2048^3:   {result['matmul']['gflops']:.0f} GFLOP/s")
+    for name, r in (("train (fit):", fit), ("train step:", step)):
+        click.echo(
+            f"{name:16} {r['ms_per_update']:.1f} ms/update, "
+            f"{r['updates_per_s']:.2f} updates/s, "
+            f"{r['images_per_s']:.0f} images/s, "
+            f"{r['rollouts_per_s']:.0f} rollouts/s, "
+            f"{100 * r['fraction_of_matmul']:.0f}% of matmul rate")
+    click.echo(f"data pipeline:   {result['data']['canvases_per_s']:.0f} "
+               "canvases/s")
+    for key, r in result["inference"].items():
+        click.echo(f"inference {key.replace('_', ' ')}: "
+                   f"{r['images_per_s']:.0f} images/s")
+    click.echo(f"FLOPs: {result['flops']['train_update'] / 1e9:.2f} G per "
+               f"update, {result['flops']['forward_per_image'] / 1e6:.2f} M "
+               "per image (deterministic inference)")
+
+
 def main():
     cli(prog_name="ram-tf")
 

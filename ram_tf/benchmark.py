@@ -1,0 +1,159 @@
+"""Speed figures measured in one process, compared with the machine.
+
+Figures (median of `repeats` timed blocks after warm-up, with min and max):
+- train_fit: updates/s and rollouts/s through `model.fit` with the real
+  training pipeline (data placement included);
+- train_step: the same step on one fixed batch (the model alone);
+- data: training canvases/s of the tf.data pipeline alone;
+- inference: images/s of the deterministic policy at batch 1 and 256;
+- matmul: dense float32 GFLOP/s of a 2048^3 matmul, the machine's yardstick.
+
+Model figures are also given as a fraction of the matmul rate, using
+analytic FLOP counts (`ram_flops`), so numbers compare across machines.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ram_tf import datasets
+from ram_tf.model import build_model
+from ram_tf.training import make_optimizer
+
+
+def ram_flops(config) -> dict[str, float]:
+    """Analytic FLOPs (2 per multiply-add) of RAM per image.
+
+    forward: one deterministic rollout (T glimpses, classifier once);
+    train_update: per update of batch_size x mc_samples rollouts, counted
+      as 3 x forward (forward + backward through activations and weights),
+      with the shared first glimpse computed once per image.
+    """
+    g, c, d, t = config.glimpse, config.core, config.data, config.train
+    patch = g.num_scales * g.size * g.size * d.channels
+    per_glimpse = 2 * (patch * c.glimpse_hidden + 2 * c.location_hidden
+                       + (c.glimpse_hidden + c.location_hidden)
+                       * c.glimpse_units
+                       + (c.glimpse_units + c.core_units) * 4 * c.core_units)
+    per_action = 2 * c.core_units * 3  # location mean (2) + baseline (1)
+    classify = 2 * c.core_units * 10
+    steps = g.num_glimpses
+    forward = steps * per_glimpse + (steps - 1) * per_action + classify
+    rollouts = t.batch_size * t.mc_samples
+    shared = (config.policy.initial_location == "center"
+              and t.mc_samples > 1)
+    update_forward = rollouts * forward - (
+        (rollouts - t.batch_size) * per_glimpse if shared else 0)
+    return {"forward_per_image": float(forward),
+            "train_update": float(3 * update_forward)}
+
+
+def _timed(fn, repeats: int, iterations: int) -> dict[str, float]:
+    """Seconds per iteration: median, min, max over `repeats` blocks."""
+    fn()  # warm-up / tracing
+    per_iter = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(iterations):
+            fn()
+        per_iter.append((time.perf_counter() - start) / iterations)
+    return {"median": statistics.median(per_iter), "min": min(per_iter),
+            "max": max(per_iter)}
+
+
+def matmul_gflops(repeats: int = 5, n: int = 2048) -> dict[str, float]:
+    a = tf.random.uniform([n, n])
+    b = tf.random.uniform([n, n])
+    f = tf.function(lambda: tf.matmul(a, b))
+    s = _timed(lambda: f().numpy(), repeats, 5)
+    flops = 2.0 * n**3
+    return {"gflops": flops / s["median"] / 1e9,
+            "gflops_min": flops / s["max"] / 1e9,
+            "gflops_max": flops / s["min"] / 1e9}
+
+
+def run(config, *, repeats: int = 5, steps: int = 20,
+        mnist_dir=None, data_dir=None) -> dict:
+    """All figures for one config; see the module docstring."""
+    t = config.train
+    rollouts = t.batch_size * t.mc_samples
+    flops = ram_flops(config)
+    out = {"model": config.model, "task": config.task,
+           "batch_size": t.batch_size, "mc_samples": t.mc_samples,
+           "flops": flops, "repeats": repeats}
+    out["matmul"] = matmul_gflops(repeats)
+    peak = out["matmul"]["gflops"] * 1e9
+
+    model = build_model(config)
+    model.compile(optimizer=make_optimizer(t), jit_compile=t.jit_compile)
+    ds = datasets.train_dataset(config.data, t.batch_size, t.seed,
+                                mnist_dir=mnist_dir, data_dir=data_dir)
+
+    data_it = iter(ds)
+    s = _timed(lambda: next(data_it)["image"].numpy(), repeats, steps)
+    out["data"] = {"canvases_per_s": t.batch_size / s["median"],
+                   "spread": [t.batch_size / s["max"],
+                              t.batch_size / s["min"]]}
+
+    # One fit call; batch-end timestamps split it into `repeats` blocks of
+    # `steps` updates after 3 warm-up updates (tracing).
+    clock = _BatchClock()
+    model.fit(ds.prefetch(tf.data.AUTOTUNE), epochs=1, verbose=0,
+              steps_per_epoch=3 + repeats * steps, callbacks=[clock])
+    ends = clock.times[2:]
+    blocks = [(ends[(i + 1) * steps] - ends[i * steps]) / steps
+              for i in range(repeats)]
+    s = {"median": statistics.median(blocks), "min": min(blocks),
+         "max": max(blocks)}
+    per_update = s["median"]
+    out["train_fit"] = _rates(per_update, s, 1, t.batch_size, rollouts,
+                              flops["train_update"], peak)
+
+    batch = next(iter(ds))
+    step = tf.function(model.train_step)
+    s = _timed(lambda: step(batch)["loss"].numpy(), repeats, steps)
+    out["train_step"] = _rates(s["median"], s, 1, t.batch_size, rollouts,
+                               flops["train_update"], peak)
+
+    out["inference"] = {}
+    infer = tf.function(lambda x: model(x)["logits"])
+    for size in (1, 256):
+        x = tf.repeat(batch["image"][:1], size, axis=0)
+        iters = max(1, steps * 4 // max(1, size // 32))
+        s = _timed(lambda: infer(x).numpy(), repeats, iters)
+        ips = size / s["median"]
+        out["inference"][f"batch_{size}"] = {
+            "images_per_s": ips,
+            "ms_per_batch": 1000 * s["median"],
+            "spread_images_per_s": [size / s["max"], size / s["min"]],
+            "fraction_of_matmul": ips * flops["forward_per_image"] / peak,
+        }
+    out["versions"] = {"tensorflow": tf.__version__,
+                       "keras": keras.__version__, "numpy": np.__version__}
+    return out
+
+
+class _BatchClock(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.times = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.times.append(time.perf_counter())
+
+
+def _rates(per_update, s, steps, batch_size, rollouts, update_flops, peak):
+    return {
+        "ms_per_update": 1000 * per_update,
+        "updates_per_s": 1 / per_update,
+        "images_per_s": batch_size / per_update,
+        "rollouts_per_s": rollouts / per_update,
+        "spread_ms_per_update": [1000 * s["min"] / steps,
+                                 1000 * s["max"] / steps],
+        "fraction_of_matmul": update_flops / per_update / peak,
+    }
