@@ -106,7 +106,8 @@ class RecurrentAttentionModel(keras.Model):
         g = self.glimpse_net((patches, location))
         return self.core(g, state)
 
-    def call(self, images, training=False, sample=False, repeats=1):
+    def call(self, images, training=False, sample=False, repeats=1,
+             noise_seed=None):
         """Unroll T glimpses over `repeats` copies of each image.
 
         Args:
@@ -115,6 +116,9 @@ class RecurrentAttentionModel(keras.Model):
           repeats: M; the outputs have B * M rows, copy j of image i at row
             i * M + j. With a fixed l_0 the first glimpse is the same for
             every copy, so it is computed once per image and then repeated.
+          noise_seed: optional int32 [2]; when sampling, draw the policy
+            noise statelessly from it instead of the model's generator
+            (exported Monte Carlo signatures: same seed, same answer).
         """
         images = tf.convert_to_tensor(images, tf.float32)
         shared_first = repeats > 1 and self.initial_location == "center"
@@ -140,7 +144,12 @@ class RecurrentAttentionModel(keras.Model):
             if t == self.num_glimpses - 1:
                 break
             mean = self.location_net(h)
-            if sample:
+            if sample and noise_seed is not None:
+                draw = mean + self.std * tf.random.stateless_normal(
+                    tf.shape(mean),
+                    tf.random.experimental.stateless_fold_in(noise_seed, t))
+                draw = tf.stop_gradient(draw)
+            elif sample:
                 draw = mean + self.std * keras.random.normal(
                     tf.shape(mean), seed=self.seed_generator)
                 draw = tf.stop_gradient(draw)

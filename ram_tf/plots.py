@@ -52,3 +52,57 @@ def example_grid(batch: dict[str, np.ndarray], path: str,
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def glimpse_boxes(location, image_hw, size, num_scales):
+    """Rectangles (x0, y0, side) in imshow coordinates of one glimpse.
+
+    Uses the sensor's own placement (corner truncated toward zero), so
+    the boxes show exactly the pixels the model read.
+    """
+    h, w = image_hw
+    boxes = []
+    for k in range(num_scales):
+        side = size * 2**k
+        y0 = int(np.float32(location[0]) * h / 2 + h / 2 - side / 2)
+        x0 = int(np.float32(location[1]) * w / 2 + w / 2 - side / 2)
+        boxes.append((x0 - 0.5, y0 - 0.5, side))
+    return boxes
+
+
+def glimpse_path(image: np.ndarray, locations: np.ndarray, path: str,
+                 glimpse_size: int | None = None, num_scales: int = 1,
+                 title: str | None = None, correct: bool | None = None):
+    """One image with its glimpse path and the nested boxes of every step.
+
+    Args:
+      image: [H, W, C] in [0, 1].
+      locations: [T, 2] glimpse centres, (y, x) in [-1, 1].
+      glimpse_size, num_scales: the sensor (boxes drawn when given).
+      correct: colour green (True) / red (False) / blue (unknown).
+    """
+    h, w, c = image.shape
+    colour = {True: "lime", False: "red", None: "deepskyblue"}[correct]
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(image[..., 0] if c == 1 else image, cmap="gray", vmin=0,
+              vmax=1, interpolation="nearest")
+    centres = (np.asarray(locations) + 1) * [h / 2, w / 2] - 0.5
+    ax.plot(centres[:, 1], centres[:, 0], "-", color=colour, lw=1)
+    ax.plot(centres[0, 1], centres[0, 0], "o", mfc="none", color=colour)
+    ax.plot(centres[-1, 1], centres[-1, 0], "o", color=colour)
+    if glimpse_size:
+        for t, loc in enumerate(locations):
+            alpha = 0.3 + 0.7 * (t + 1) / len(locations)
+            for x0, y0, side in glimpse_boxes(loc, (h, w), glimpse_size,
+                                              num_scales):
+                ax.add_patch(plt.Rectangle((x0, y0), side, side, fill=False,
+                                           edgecolor=colour, lw=1,
+                                           alpha=alpha))
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

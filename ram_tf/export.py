@@ -1,0 +1,259 @@
+"""Trained runs as servable artefacts: SavedModel (TF Serving) and TFLite.
+
+Layout, one folder per model name:
+  exported_models/NAME/N/               SavedModel, TF Serving version N
+  exported_models/NAME/model_fp32.tflite (and _dynamic, _float16, _int8)
+  exported_models/NAME/MANIFEST.json    task, model config, test error of
+                                        each artefact, versions, sha256s
+
+Signatures (public API, tested):
+  serving_default(images float32 [batch, H, W, C] in [0, 1]) ->
+    probabilities float32 [batch, 10], classes int64 [batch],
+    locations float32 [batch, T, 2]  (glimpse centres used, (y, x))
+  deterministic: the policy mean, so a request always gets the same answer.
+  monte_carlo(images, seed int32 [2]) -> the same keys, probabilities
+    averaged over M stochastic rollouts (locations of the first rollout);
+    SavedModel only.
+
+Both artefacts come from a copy of the model with the pad + gather glimpse
+sensor and no nested XLA (builtin TFLite ops only; identical numbers to
+`tf.image.extract_glimpse`). Writes are atomic: a version is assembled in a
+hidden temporary folder and renamed into place, an existing version is never
+touched, and the manifest is replaced in one `os.replace`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ram_tf import datasets
+from ram_tf.model import RecurrentAttentionModel
+
+QUANTIZE = ("none", "dynamic", "float16", "int8")
+
+
+class ExportError(RuntimeError):
+    """An export that cannot be made; nothing was written."""
+
+
+def serving_model(model: RecurrentAttentionModel) -> RecurrentAttentionModel:
+    """A copy of `model` with the gather sensor and no nested XLA."""
+    config = {**model.get_config(), "backend": "gather", "xla_sensor": False}
+    copy = RecurrentAttentionModel.from_config(config)
+    h, w, c = model.input_hwc
+    copy(tf.zeros([1, h, w, c]))
+    copy.set_weights(model.get_weights())
+    copy.input_hwc = model.input_hwc
+    return copy
+
+
+def _outputs(out, probabilities):
+    return {
+        "probabilities": probabilities,
+        "classes": tf.argmax(probabilities, axis=-1, output_type=tf.int64),
+        "locations": out["locations"],
+    }
+
+
+def _endpoints(model, mc_samples):
+    def serve(images):
+        out = model(images)
+        return _outputs(out, tf.nn.softmax(out["logits"]))
+
+    def monte_carlo(images, seed):
+        out = model(images, sample=True, repeats=mc_samples, noise_seed=seed)
+        probs = tf.nn.softmax(out["logits"])
+        probs = tf.reduce_mean(
+            tf.reshape(probs, [-1, mc_samples, probs.shape[-1]]), axis=1)
+        first = out["locations"][::mc_samples]
+        return _outputs({"locations": first}, probs)
+
+    return serve, monte_carlo
+
+
+def _spec(hwc, batch=None):
+    return tf.TensorSpec([batch, *hwc], tf.float32, name="images")
+
+
+def write_saved_model(model, path: str, mc_samples: int = 10) -> None:
+    """Write the SavedModel of `model` (a serving copy) to `path`."""
+    serve, monte_carlo = _endpoints(model, mc_samples)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serve,
+                         input_signature=[_spec(model.input_hwc)])
+    archive.add_endpoint(
+        "monte_carlo", monte_carlo,
+        input_signature=[_spec(model.input_hwc),
+                         tf.TensorSpec([2], tf.int32, name="seed")])
+    archive.write_out(path, verbose=False)
+
+
+def tflite_bytes(saved_model_dir: str, quantize: str = "none",
+                 representative: np.ndarray | None = None) -> bytes:
+    """Convert the SavedModel's serving_default to TFLite (builtins only).
+
+    Raises:
+      ExportError: if conversion needs anything but builtin ops.
+    """
+    if quantize not in QUANTIZE:
+        raise ExportError(f"quantize={quantize!r}; allowed: "
+                          f"{', '.join(QUANTIZE)}")
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        saved_model_dir, signature_keys=["serving_default"])
+    # Builtins only: a stray Flex or custom op fails here, not on a phone.
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantize == "int8":
+        if representative is None:
+            raise ExportError("int8 quantization needs representative images")
+
+        def dataset():
+            for image in representative:
+                yield {"images": image[None].astype(np.float32)}
+
+        converter.representative_dataset = dataset
+    try:
+        return converter.convert()
+    except Exception as e:  # the converter raises several types
+        raise ExportError(f"TFLite conversion failed: {e}") from e
+
+
+def sha256(path: str) -> str:
+    h = hashlib.sha256()
+    if os.path.isdir(path):
+        for root, _, files in sorted(os.walk(path)):
+            for name in sorted(files):
+                full = os.path.join(root, name)
+                h.update(os.path.relpath(full, path).encode())
+                with open(full, "rb") as f:
+                    h.update(f.read())
+    else:
+        with open(path, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
+
+
+def _next_version(base: str) -> int:
+    if not os.path.isdir(base):
+        return 1
+    numbers = [int(n) for n in os.listdir(base) if n.isdigit()]
+    return max(numbers, default=0) + 1
+
+
+def _read_manifest(base: str) -> dict:
+    path = os.path.join(base, "MANIFEST.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return {"artefacts": {}}
+
+
+def _write_manifest(base: str, manifest: dict) -> None:
+    path = os.path.join(base, "MANIFEST.json")
+    fd, tmp = tempfile.mkstemp(dir=base, prefix=".MANIFEST.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(manifest, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def export_run(workdir: str, *, out: str = "exported_models",
+               name: str | None = None, version: int | None = None,
+               fmt: str = "saved_model", quantize: str = "none",
+               mnist_dir=None, data_dir=None, cache_dir=None,
+               score: bool = True) -> dict:
+    """Export the run in `workdir`; returns the manifest entry written.
+
+    Args:
+      workdir: a run directory (`ram_tf.training`).
+      out: the exported-models folder.
+      name: model name (default MODEL_TASK).
+      version: SavedModel version; default the next free number. An
+        existing version is refused, never overwritten.
+      fmt: "saved_model" or "tflite".
+      quantize: TFLite only: none, dynamic, float16 or int8.
+      score: measure the artefact's test error for the manifest.
+    """
+    from ram_tf import inference
+    from ram_tf import training
+
+    config, trained = training.load_run(workdir)
+    d = config.data
+    trained.input_hwc = (d.canvas_size, d.canvas_size, d.channels)
+    model = serving_model(trained)
+    name = name or f"{config.model}_{config.task}"
+    base = os.path.join(out, name)
+    os.makedirs(base, exist_ok=True)
+    manifest = _read_manifest(base)
+    manifest.update({
+        "name": name, "task": config.task, "config": config.to_dict(),
+        "input": {"name": "images", "dtype": "float32",
+                  "shape": [None, *trained.input_hwc], "range": [0, 1]},
+        "signatures": {
+            "serving_default": ["probabilities", "classes", "locations"],
+            "monte_carlo": ["probabilities", "classes", "locations"]},
+        "versions": training.versions(),
+    })
+    arrays = None
+    if score or quantize == "int8":
+        arrays = datasets.fixed_arrays(d, "test", mnist_dir, data_dir,
+                                       cache_dir)
+    staging = tempfile.mkdtemp(dir=base, prefix=".staging-")
+    try:
+        if fmt == "saved_model":
+            version = version or _next_version(base)
+            final = os.path.join(base, str(version))
+            if os.path.exists(final):
+                raise ExportError(f"{final} exists; exports never overwrite "
+                                  "a version (choose another --version)")
+            write_saved_model(model, staging, config.train.mc_samples)
+            key = str(version)
+        elif fmt == "tflite":
+            sm_dir = os.path.join(staging, "saved_model")
+            write_saved_model(model, sm_dir, config.train.mc_samples)
+            rep = None
+            if quantize == "int8":
+                rep = arrays["image"][:200].astype(np.float32) / 255.0
+            blob = tflite_bytes(sm_dir, quantize, rep)
+            suffix = "fp32" if quantize == "none" else quantize
+            key = f"model_{suffix}.tflite"
+            final = os.path.join(base, key)
+            tmp_file = os.path.join(staging, key)
+            with open(tmp_file, "wb") as f:
+                f.write(blob)
+        else:
+            raise ExportError(f"format {fmt!r}; allowed: saved_model, tflite")
+        entry = {"format": fmt, "quantize": quantize if fmt == "tflite"
+                 else None, "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                         time.gmtime()),
+                 "source_run": os.path.abspath(workdir)}
+        if score:
+            probe = staging if fmt == "saved_model" else tmp_file
+            entry["test_error"] = inference.test_error(
+                inference.load_exported(probe), arrays)
+            entry["test_images"] = int(len(arrays["label"]))
+            entry["test_sha256"] = datasets.fingerprint(arrays)
+        if fmt == "saved_model":
+            os.rename(staging, final)  # atomic on one file system
+            staging = None
+        else:
+            os.replace(tmp_file, final)
+        entry["sha256"] = sha256(final)
+        manifest["artefacts"][key] = entry
+        _write_manifest(base, manifest)
+        return {"path": final, **entry}
+    finally:
+        if staging and os.path.exists(staging):
+            shutil.rmtree(staging, ignore_errors=True)
