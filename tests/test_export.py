@@ -1,0 +1,172 @@
+"""SavedModel and TFLite exports: signatures, parity, REST body, atomicity."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ram_tf import config as config_lib
+from ram_tf import datasets
+from ram_tf import export
+from ram_tf import inference
+from ram_tf import training
+
+TINY = {
+    "glimpse.num_glimpses": 3, "core.glimpse_hidden": 8,
+    "core.location_hidden": 8, "core.glimpse_units": 16,
+    "core.core_units": 16, "train.batch_size": 8, "train.mc_samples": 2,
+    "train.steps": 3, "train.steps_per_epoch": 3,
+}
+
+
+@pytest.fixture(scope="module")
+def exported(mnist_dir, cache_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    workdir = str(root / "run")
+    cfg = config_lib.resolve("ram", "mnist28", TINY)
+    training.train_and_evaluate(cfg, workdir, verbose=0, evaluate_test=False)
+    out = str(root / "models")
+    sm = export.export_run(workdir, out=out, score=True)
+    tfl = export.export_run(workdir, out=out, fmt="tflite", score=True)
+    test = datasets.fixed_arrays(cfg.data, "test")
+    images = test["image"][:64].astype(np.float32) / 255.0
+    return {"workdir": workdir, "out": out, "sm": sm, "tflite": tfl,
+            "images": images, "base": os.path.join(out, "ram_mnist28")}
+
+
+def test_layout_and_manifest(exported):
+    assert exported["sm"]["path"].endswith(os.path.join("ram_mnist28", "1"))
+    assert os.path.exists(os.path.join(exported["sm"]["path"],
+                                       "saved_model.pb"))
+    manifest = json.load(open(os.path.join(exported["base"],
+                                           "MANIFEST.json")))
+    assert manifest["task"] == "mnist28"
+    assert manifest["config"]["glimpse"]["num_glimpses"] == 3
+    for key in ("1", "model_fp32.tflite"):
+        entry = manifest["artefacts"][key]
+        assert entry["sha256"] == export.sha256(
+            os.path.join(exported["base"], key))
+        assert 0 <= entry["test_error"] <= 100
+        assert entry["test_images"] == 10000
+    # SavedModel and TFLite score the same on the full test set.
+    assert manifest["artefacts"]["1"]["test_error"] == manifest[
+        "artefacts"]["model_fp32.tflite"]["test_error"]
+    assert not [n for n in os.listdir(exported["base"])
+                if n.startswith(".")]
+
+
+def test_signatures_are_the_public_api(exported):
+    loaded = tf.saved_model.load(exported["sm"]["path"])
+    assert set(loaded.signatures) == {"serving_default", "monte_carlo"}
+    sig = loaded.signatures["serving_default"]
+    spec = sig.structured_input_signature[1]
+    assert list(spec) == ["images"]
+    assert spec["images"].shape.as_list() == [None, 28, 28, 1]
+    assert spec["images"].dtype == tf.float32
+    out = sig(images=tf.constant(exported["images"][:3]))
+    assert out["probabilities"].shape == (3, 10)
+    assert out["classes"].dtype == tf.int64
+    assert out["locations"].shape == (3, 3, 2)
+    np.testing.assert_array_equal(out["locations"][:, 0], 0.0)
+
+
+def test_keras_savedmodel_and_tflite_agree(exported):
+    _, model = training.load_run(exported["workdir"])
+    x = exported["images"]
+    keras_probs = tf.nn.softmax(model(x)["logits"]).numpy()
+    sm = inference.load_exported(exported["sm"]["path"])(x)
+    tfl = inference.load_exported(exported["tflite"]["path"])(x)
+    np.testing.assert_array_equal(sm["classes"], keras_probs.argmax(-1))
+    np.testing.assert_array_equal(tfl["classes"], sm["classes"])
+    np.testing.assert_allclose(sm["probabilities"], keras_probs, atol=1e-6)
+    np.testing.assert_allclose(tfl["probabilities"], sm["probabilities"],
+                               atol=1e-5)
+    np.testing.assert_allclose(tfl["locations"], sm["locations"], atol=1e-5)
+
+
+def test_monte_carlo_signature_is_seeded(exported):
+    sig = tf.saved_model.load(exported["sm"]["path"]).signatures[
+        "monte_carlo"]
+    x = tf.constant(exported["images"][:8])
+    a = sig(images=x, seed=tf.constant([1, 2]))["probabilities"].numpy()
+    b = sig(images=x, seed=tf.constant([1, 2]))["probabilities"].numpy()
+    c = sig(images=x, seed=tf.constant([3, 4]))["probabilities"].numpy()
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    np.testing.assert_allclose(a.sum(-1), 1.0, atol=1e-5)
+
+
+def test_tflite_has_builtin_ops_only(exported):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=exported["tflite"]["path"])
+    names = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert names and not any(n.startswith("Flex") or n == "CUSTOM"
+                             for n in names), names
+    assert "GATHER" in names
+
+
+def test_rest_instances_body_against_the_loaded_savedmodel(exported):
+    # The body of: curl -d @body.json host:8501/v1/models/ram_mnist28:predict
+    x = exported["images"][:2]
+    body = json.dumps({"signature_name": "serving_default",
+                       "instances": x.tolist()})
+    request = json.loads(body)
+    sig = tf.saved_model.load(exported["sm"]["path"]).signatures[
+        request["signature_name"]]
+    out = sig(images=tf.constant(request["instances"], tf.float32))
+    direct = inference.load_exported(exported["sm"]["path"])(x)
+    np.testing.assert_array_equal(out["classes"].numpy(), direct["classes"])
+
+
+def test_saved_model_cli_runs_the_signature(exported, tmp_path):
+    np.save(tmp_path / "x.npy", exported["images"][:2])
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    result = subprocess.run(
+        [cli, "run", "--dir", exported["sm"]["path"], "--tag_set", "serve",
+         "--signature_def", "serving_default", "--inputs",
+         f"images={tmp_path / 'x.npy'}"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "classes" in result.stdout and "probabilities" in result.stdout
+
+
+@pytest.mark.parametrize("bad,match", [
+    (np.zeros((2, 28, 28), np.float32), "rank 3"),
+    (np.zeros((2, 30, 28, 1), np.float32), r"\[2, 30, 28, 1\]"),
+    (np.zeros((2, 28, 28, 3), np.float32), r"\[batch, 28, 28, 1\]"),
+    (np.zeros((2, 28, 28, 1), np.uint8), "dtype uint8"),
+])
+def test_bad_inputs_name_what_is_expected(exported, bad, match):
+    for key in ("sm", "tflite"):
+        fn = inference.load_exported(exported[key]["path"])
+        with pytest.raises(inference.InputError, match=match):
+            fn(bad)
+
+
+def test_failed_export_leaves_nothing_and_versions_are_never_touched(
+        exported, monkeypatch):
+    base = exported["base"]
+    before = export.sha256(os.path.join(base, "1"))
+    manifest = open(os.path.join(base, "MANIFEST.json")).read()
+    with pytest.raises(export.ExportError, match="exists"):
+        export.export_run(exported["workdir"], out=exported["out"],
+                          version=1, score=False)
+
+    def broken(model, path, mc_samples=10):
+        os.makedirs(path, exist_ok=True)
+        open(os.path.join(path, "saved_model.pb"), "wb").write(b"half")
+        raise KeyboardInterrupt  # an interrupt in the middle of writing
+
+    monkeypatch.setattr(export, "write_saved_model", broken)
+    with pytest.raises(KeyboardInterrupt):
+        export.export_run(exported["workdir"], out=exported["out"],
+                          score=False)
+    assert sorted(n for n in os.listdir(base) if not n.endswith(
+        ".tflite")) == ["1", "MANIFEST.json"]
+    assert export.sha256(os.path.join(base, "1")) == before
+    assert open(os.path.join(base, "MANIFEST.json")).read() == manifest
