@@ -386,6 +386,44 @@ def _sensor_of(model_path):
     return {}
 
 
+@cli.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--n", "count", type=click.IntRange(1, 64), default=16,
+              help="test images")
+@click.option("--out", default="visualize", help="output folder")
+@click.option("--sample", is_flag=True,
+              help="stochastic rollouts instead of the policy mean")
+@click.option("--seed", type=int, default=0, help="seed of --sample")
+@_mnist_option
+@_data_dir_option
+def visualize(run, count, out, sample, seed, mnist_dir, data_dir):
+    """Glimpse GIFs (one per image) and a trajectory grid of a run."""
+    _quiet_tensorflow()
+    from ram_tf import datasets
+    from ram_tf import mnist
+    from ram_tf import training
+    from ram_tf import visualize as vis
+
+    try:
+        cfg, model = training.load_run(run)
+        arrays = datasets.fixed_arrays(cfg.data, "test", mnist_dir, data_dir)
+    except (training.RunDirError, mnist.MnistNotFoundError) as e:
+        _fail(str(e))
+    os.makedirs(out, exist_ok=True)
+    images = arrays["image"][:count].astype("float32") / 255.0
+    labels = arrays["label"][:count]
+    rolls = vis.rollouts(model, images, sample=sample, seed=seed)
+    for i in range(count):
+        path = os.path.join(out, f"glimpses_{i:02d}.gif")
+        one = {k: v[i] for k, v in rolls.items()}
+        vis.animation(images[i], one, labels[i], path,
+                      bbox=arrays["bbox"][i], glimpse_size=cfg.glimpse.size)
+    grid = os.path.join(out, "trajectories.png")
+    vis.trajectory_grid(images, rolls, labels, grid)
+    right = int((rolls["prediction"] == labels).sum())
+    click.echo(f"{out}: {count} GIFs and {grid} ({right}/{count} right)")
+
+
 def main():
     cli(prog_name="ram-tf")
 

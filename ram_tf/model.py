@@ -107,7 +107,7 @@ class RecurrentAttentionModel(keras.Model):
         return self.core(g, state)
 
     def call(self, images, training=False, sample=False, repeats=1,
-             noise_seed=None):
+             noise_seed=None, step_logits=False):
         """Unroll T glimpses over `repeats` copies of each image.
 
         Args:
@@ -119,6 +119,8 @@ class RecurrentAttentionModel(keras.Model):
           noise_seed: optional int32 [2]; when sampling, draw the policy
             noise statelessly from it instead of the model's generator
             (exported Monte Carlo signatures: same seed, same answer).
+          step_logits: also return "step_logits" [B * M, T, K], the
+            classifier applied after every glimpse (for visualisation).
         """
         images = tf.convert_to_tensor(images, tf.float32)
         shared_first = repeats > 1 and self.initial_location == "center"
@@ -138,9 +140,11 @@ class RecurrentAttentionModel(keras.Model):
             state = self.core.initial_state(batch)
             location = self.first_location(batch)
         locations, means, samples, baselines = [location], [], [], []
+        hiddens = []
         for t in range(self.num_glimpses):
             if t > 0 or not shared_first:
                 h, state = self.step(images, location, state)
+            hiddens.append(h)
             if t == self.num_glimpses - 1:
                 break
             mean = self.location_net(h)
@@ -161,7 +165,7 @@ class RecurrentAttentionModel(keras.Model):
             samples.append(draw)
             baselines.append(self.baseline_net(h))
         empty2 = tf.zeros([batch, 0, 2])
-        return {
+        out = {
             "logits": self.action_net(h),
             "locations": tf.stack(locations, axis=1),
             "means": tf.stack(means, axis=1) if means else empty2,
@@ -169,6 +173,11 @@ class RecurrentAttentionModel(keras.Model):
             "baselines": (tf.stack(baselines, axis=1) if baselines
                           else tf.zeros([batch, 0])),
         }
+        if step_logits:
+            # What the classifier would answer after each glimpse.
+            out["step_logits"] = tf.stack(
+                [self.action_net(x) for x in hiddens], axis=1)
+        return out
 
     # -- training ---------------------------------------------------------
 

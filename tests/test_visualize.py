@@ -1,0 +1,79 @@
+"""Glimpse GIFs and trajectory grids from a small untrained model."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from ram_tf import visualize as vis
+from ram_tf.model import RecurrentAttentionModel
+from ram_tf.plots import glimpse_boxes
+
+
+@pytest.fixture(scope="module")
+def rolled():
+    model = RecurrentAttentionModel(glimpse_size=4, num_scales=2,
+                                    num_glimpses=3, glimpse_hidden=8,
+                                    location_hidden=8, glimpse_units=8,
+                                    core_units=8, seed=0)
+    images = np.zeros((2, 32, 32, 1), np.float32)
+    images[:, 8:20, 10:18] = 1.0
+    return model, images, vis.rollouts(model, images)
+
+
+def test_rollouts_keep_what_each_step_saw(rolled):
+    model, images, rolls = rolled
+    assert rolls["locations"].shape == (2, 3, 2)
+    assert rolls["patches"].shape == (2, 3, 2, 4, 4, 1)
+    assert rolls["step_probabilities"].shape == (2, 3, 10)
+    np.testing.assert_allclose(rolls["step_probabilities"].sum(-1), 1,
+                               atol=1e-5)
+    want = model.sensor((tf.constant(images),
+                         tf.constant(rolls["locations"][:, 1])))
+    np.testing.assert_allclose(rolls["patches"][:, 1], want.numpy())
+    final = tf.nn.softmax(model(images)["logits"]).numpy()
+    np.testing.assert_allclose(rolls["step_probabilities"][:, -1], final,
+                               atol=1e-6)
+
+
+def test_gif_has_one_frame_per_glimpse(rolled, tmp_path):
+    _, images, rolls = rolled
+    one = {k: v[0] for k, v in rolls.items()}
+    path = str(tmp_path / "g.gif")
+    assert vis.animation(images[0], one, 3, path, glimpse_size=4) == 3
+    gif = Image.open(path)
+    assert gif.n_frames == 3
+    assert gif.size[0] > 400 and gif.size[1] > 150
+
+
+def test_boxes_are_drawn_where_the_locations_say(rolled):
+    _, images, rolls = rolled
+    one = {k: v[0] for k, v in rolls.items()}
+    one["locations"] = np.array([[0.0, 0.0], [-0.5, 0.25], [0.5, -0.5]],
+                                np.float32)
+    label = int(one["prediction"])  # right answer: green boxes
+    for t in range(3):
+        fig, ax = vis.frame_figure(images[0], one, t, label, glimpse_size=4)
+        fig.canvas.draw()
+        pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(int)
+        height = pixels.shape[0]
+        for x0, y0, side in glimpse_boxes(one["locations"][t], (32, 32), 4,
+                                          2):
+            # Middle of the box's top edge, in figure pixels.
+            fx, fy = ax.transData.transform((x0 + side / 2, y0))
+            row, col = int(round(height - fy)), int(round(fx))
+            patch = pixels[row - 2:row + 3, col - 2:col + 3].reshape(-1, 3)
+            green = (patch[:, 1] > 150) & (patch[:, 0] < 120) & (
+                patch[:, 2] < 120)
+            assert green.any(), (t, x0, y0)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+def test_trajectory_grid_png(rolled, tmp_path):
+    _, images, rolls = rolled
+    path = str(tmp_path / "t.png")
+    vis.trajectory_grid(images, rolls, [1, 2], path)
+    png = Image.open(path)
+    assert png.size[0] >= 2 * 150
