@@ -424,6 +424,39 @@ def visualize(run, count, out, sample, seed, mnist_dir, data_dir):
     click.echo(f"{out}: {count} GIFs and {grid} ({right}/{count} right)")
 
 
+@cli.command()
+@click.argument("runs", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False))
+@click.option("--out", default="curves.png", help="PNG path")
+@click.option("--threshold", "thresholds", type=float, multiple=True,
+              default=(0.9, 0.95), help="validation accuracy thresholds")
+def curves(runs, out, thresholds):
+    """Learning curves of runs in one PNG; updates to reach thresholds."""
+    from ram_tf import plots
+
+    logs = {}
+    for run in runs:
+        path = os.path.join(run, "log.csv")
+        if not os.path.exists(path):
+            _fail(f"{run} has no log.csv (not a run directory)")
+        logs[os.path.basename(os.path.normpath(run))] = plots.read_log(path)
+    plots.learning_curves(logs, out)
+    click.echo(out)
+    first = None
+    for threshold in thresholds:
+        for i, (label, log) in enumerate(logs.items()):
+            reached = plots.updates_to_reach(log, threshold)
+            if i == 0:
+                first = reached
+            text = ("not reached" if reached is None
+                    else f"{reached:.0f} updates")
+            speedup = ""
+            if i > 0 and reached and first:
+                speedup = f" (speed-up x{first / reached:.2f} vs first run)"
+            click.echo(f"val acc >= {threshold:.0%}: {label}: {text}"
+                       f"{speedup}")
+
+
 def main():
     cli(prog_name="ram-tf")
 

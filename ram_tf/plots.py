@@ -106,3 +106,46 @@ def glimpse_path(image: np.ndarray, locations: np.ndarray, path: str,
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def read_log(path: str) -> dict[str, np.ndarray]:
+    """A run's log.csv as columns of floats."""
+    import csv
+
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return {}
+    return {k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan
+                         for r in rows]) for k in rows[0]}
+
+
+def updates_to_reach(log: dict[str, np.ndarray], threshold: float,
+                     key: str = "val_accuracy") -> float | None:
+    """First logged update count at which `key` >= threshold, else None."""
+    hits = np.nonzero(log[key] >= threshold)[0]
+    return float(log["updates"][hits[0]]) if len(hits) else None
+
+
+_TERMS = ("val_accuracy", "cross_entropy", "baseline_mse", "reinforce",
+          "reward", "location_abs")
+
+
+def learning_curves(logs: dict[str, dict[str, np.ndarray]], path: str):
+    """Validation accuracy and every loss term against updates, one PNG.
+
+    Args:
+      logs: {run label: `read_log` columns}.
+    """
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+    for ax, key in zip(axes.flat, _TERMS):
+        for label, log in logs.items():
+            if key in log and "updates" in log:
+                ax.plot(log["updates"], log[key], label=label, lw=1.2)
+        ax.set_title(key, fontsize=10)
+        ax.set_xlabel("updates")
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
