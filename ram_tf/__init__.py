@@ -1,4 +1,4 @@
-"""ram_tf: hard visual attention (RAM, Mnih et al. 2014) in TensorFlow 2 / Keras 3.
+"""ram_tf: hard visual attention (RAM, Mnih et al. 2014) in TF2 / Keras 3.
 
 Public modules: `config` (experiment presets), `datasets` (MNIST-derived
 tasks), `glimpse` (the sensor), `networks` and `model` (RAM), `reinforce`

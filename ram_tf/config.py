@@ -258,8 +258,8 @@ def resolve(
         if value is None:
             continue
         group, _, field = key.partition(".")
-        known = {f.name for f in dataclasses.fields(_GROUPS.get(group, object))} \
-            if group in _GROUPS else set()
+        known = ({f.name for f in dataclasses.fields(_GROUPS[group])}
+                 if group in _GROUPS else set())
         if field not in known:
             raise ConfigError(
                 f"unknown setting {key!r}; settings are group.field with "

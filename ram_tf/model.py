@@ -57,7 +57,8 @@ class RecurrentAttentionModel(keras.Model):
     """
 
     def __init__(self, glimpse_size=12, num_scales=3, num_glimpses=6,
-                 backend="gather", xla_sensor=False, glimpse_hidden=128, location_hidden=128,
+                 backend="gather", xla_sensor=False, glimpse_hidden=128,
+                 location_hidden=128,
                  glimpse_units=256, core_units=256, std=0.11,
                  initial_location="center", reinforce_weight=1.0,
                  mc_samples=10, num_classes=10, seed=0, **kwargs):

@@ -10,7 +10,8 @@ from ram_tf_cli.main import cli
 
 @pytest.mark.parametrize("args,message", [
     (["train", "--task", "translated61"], "unknown task 'translated61'"),
-    (["train", "--task", "mnist28", "--model", "vit"], "Invalid value for '--model': 'vit'"),
+    (["train", "--task", "mnist28", "--model", "vit"],
+     "Invalid value for '--model': 'vit'"),
     (["train", "--task", "translated60", "--glimpse-size", "61"],
      "cannot be larger than the 60x60 image"),
     (["train", "--task", "mnist28", "--num-glimpses", "0"],

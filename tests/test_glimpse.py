@@ -81,7 +81,7 @@ def test_gather_backend_compiles_under_xla():
     images = tf.constant(rng.random((8, 30, 30, 1)).astype(np.float32))
     locations = tf.constant(rng.uniform(-1, 1, (8, 2)).astype(np.float32))
     sensor = GlimpseSensor(6, 3, "gather")
-    compiled = tf.function(lambda x, l: sensor((x, l)), jit_compile=True)
+    compiled = tf.function(lambda x, loc: sensor((x, loc)), jit_compile=True)
     want = sensor((images, locations)).numpy()
     # Same windows; XLA may order the block-mean additions differently.
     np.testing.assert_allclose(compiled(images, locations).numpy(), want,

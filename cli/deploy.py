@@ -1,0 +1,113 @@
+"""`ram-tf export` and `ram-tf predict`."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from ram_tf_cli.common import data_dir_option
+from ram_tf_cli.common import fail
+from ram_tf_cli.common import mnist_option
+from ram_tf_cli.common import quiet_tensorflow
+
+
+@click.command()
+@click.argument("workdir", type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["saved_model", "tflite"]),
+              default="saved_model")
+@click.option("--quantize", type=click.Choice(
+    ["none", "dynamic", "float16", "int8"]), default="none",
+    help="TFLite only")
+@click.option("--name", default=None, help="[default: MODEL_TASK]")
+@click.option("--version", "version", type=click.IntRange(1), default=None,
+              help="SavedModel version [default: next free number]")
+@click.option("--out", default="exported_models", help="exported-models dir")
+@click.option("--no-score", is_flag=True,
+              help="skip measuring the artefact's test error")
+@mnist_option
+@data_dir_option
+def export(workdir, fmt, quantize, name, version, out, no_score, mnist_dir,
+           data_dir):
+    """Export a run as a TF Serving SavedModel or a TFLite file."""
+    quiet_tensorflow()
+    if quantize != "none" and fmt != "tflite":
+        fail("--quantize applies to --format tflite only")
+    from ram_tf import export as export_lib
+    from ram_tf import mnist
+    from ram_tf import training
+
+    try:
+        entry = export_lib.export_run(
+            workdir, out=out, name=name, version=version, fmt=fmt,
+            quantize=quantize, mnist_dir=mnist_dir, data_dir=data_dir,
+            score=not no_score)
+    except (export_lib.ExportError, training.RunDirError,
+            mnist.MnistNotFoundError) as e:
+        fail(str(e))
+    error = entry.get("test_error")
+    click.echo(entry["path"] + (f": test error {error:.2f}%"
+                                if error is not None else ""))
+
+
+@click.command()
+@click.argument("model_path", type=click.Path(exists=True))
+@click.argument("images", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False))
+@click.option("--plot", default=None,
+              help="PNG with the glimpse boxes (IMAGE name appended when "
+                   "several images are given)")
+def predict(model_path, images, plot):
+    """Classify PNG/JPEG images with an exported model (SavedModel/TFLite)."""
+    quiet_tensorflow()
+    import numpy as np
+    from PIL import Image
+
+    from ram_tf import inference
+    from ram_tf import plots
+
+    try:
+        fn = inference.load_exported(model_path)
+    except (FileNotFoundError, OSError, ValueError) as e:
+        fail(f"cannot load {model_path}: {e}")
+    h, w, c = fn.input_shape
+    sensor = _sensor_of(model_path)
+    for path in images:
+        try:
+            picture = Image.open(path).convert("L" if c == 1 else "RGB")
+        except OSError as e:
+            fail(f"{path} is not a readable PNG/JPEG image ({e})")
+        x = np.asarray(picture, np.float32) / 255.0
+        x = x.reshape(x.shape[0], x.shape[1], c)
+        if x.shape[:2] != (h, w):
+            fail(f"{path} is {x.shape[1]}x{x.shape[0]} pixels; the model "
+                  f"expects {w}x{h}")
+        out = fn(x[None])
+        k = int(out["classes"][0])
+        route = " ".join(f"({y:+.2f},{x_:+.2f})"
+                         for y, x_ in out["locations"][0])
+        click.echo(f"{path}: class {k} (p={out['probabilities'][0, k]:.3f}) "
+                   f"glimpses {route}")
+        if plot:
+            target = plot
+            if len(images) > 1:
+                stem = os.path.splitext(os.path.basename(path))[0]
+                target = f"{os.path.splitext(plot)[0]}_{stem}.png"
+            plots.glimpse_path(x, out["locations"][0], target,
+                               title=f"prediction {k}", **sensor)
+            click.echo(f"  -> {target}")
+
+
+def _sensor_of(model_path):
+    """Glimpse size and scales from the export's MANIFEST.json, if any."""
+    here = os.path.abspath(model_path)
+    for folder in (os.path.dirname(here), os.path.dirname(os.path.dirname(
+            here)), here):
+        manifest = os.path.join(folder, "MANIFEST.json")
+        if os.path.exists(manifest):
+            with open(manifest) as f:
+                glimpse = json.load(f)["config"]["glimpse"]
+            return {"glimpse_size": glimpse["size"],
+                    "num_scales": glimpse["num_scales"]}
+    return {}

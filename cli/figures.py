@@ -1,0 +1,83 @@
+"""`ram-tf visualize` and `ram-tf curves`."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ram_tf_cli.common import data_dir_option
+from ram_tf_cli.common import fail
+from ram_tf_cli.common import mnist_option
+from ram_tf_cli.common import quiet_tensorflow
+
+
+@click.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--n", "count", type=click.IntRange(1, 64), default=16,
+              help="test images")
+@click.option("--out", default="visualize", help="output folder")
+@click.option("--sample", is_flag=True,
+              help="stochastic rollouts instead of the policy mean")
+@click.option("--seed", type=int, default=0, help="seed of --sample")
+@mnist_option
+@data_dir_option
+def visualize(run, count, out, sample, seed, mnist_dir, data_dir):
+    """Glimpse GIFs (one per image) and a trajectory grid of a run."""
+    quiet_tensorflow()
+    from ram_tf import datasets
+    from ram_tf import mnist
+    from ram_tf import training
+    from ram_tf import visualize as vis
+
+    try:
+        cfg, model = training.load_run(run)
+        arrays = datasets.fixed_arrays(cfg.data, "test", mnist_dir, data_dir)
+    except (training.RunDirError, mnist.MnistNotFoundError) as e:
+        fail(str(e))
+    os.makedirs(out, exist_ok=True)
+    images = arrays["image"][:count].astype("float32") / 255.0
+    labels = arrays["label"][:count]
+    rolls = vis.rollouts(model, images, sample=sample, seed=seed)
+    for i in range(count):
+        path = os.path.join(out, f"glimpses_{i:02d}.gif")
+        one = {k: v[i] for k, v in rolls.items()}
+        vis.animation(images[i], one, labels[i], path,
+                      bbox=arrays["bbox"][i], glimpse_size=cfg.glimpse.size)
+    grid = os.path.join(out, "trajectories.png")
+    vis.trajectory_grid(images, rolls, labels, grid)
+    right = int((rolls["prediction"] == labels).sum())
+    click.echo(f"{out}: {count} GIFs and {grid} ({right}/{count} right)")
+
+
+@click.command()
+@click.argument("runs", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False))
+@click.option("--out", default="curves.png", help="PNG path")
+@click.option("--threshold", "thresholds", type=float, multiple=True,
+              default=(0.9, 0.95), help="validation accuracy thresholds")
+def curves(runs, out, thresholds):
+    """Learning curves of runs in one PNG; updates to reach thresholds."""
+    from ram_tf import plots
+
+    logs = {}
+    for run in runs:
+        path = os.path.join(run, "log.csv")
+        if not os.path.exists(path):
+            fail(f"{run} has no log.csv (not a run directory)")
+        logs[os.path.basename(os.path.normpath(run))] = plots.read_log(path)
+    plots.learning_curves(logs, out)
+    click.echo(out)
+    first = None
+    for threshold in thresholds:
+        for i, (label, log) in enumerate(logs.items()):
+            reached = plots.updates_to_reach(log, threshold)
+            if i == 0:
+                first = reached
+            text = ("not reached" if reached is None
+                    else f"{reached:.0f} updates")
+            speedup = ""
+            if i > 0 and reached and first:
+                speedup = f" (speed-up x{first / reached:.2f} vs first run)"
+            click.echo(f"val acc >= {threshold:.0%}: {label}: {text}"
+                       f"{speedup}")
