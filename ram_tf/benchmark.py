@@ -5,7 +5,9 @@ Figures (median of `repeats` timed blocks after warm-up, with min and max):
   training pipeline (data placement included);
 - train_step: the same step on one fixed batch (the model alone);
 - data: training canvases/s of the tf.data pipeline alone;
-- inference: images/s of the deterministic policy at batch 1 and 256;
+- inference: images/s of the deterministic policy at batch 1 and 256, for
+  the Keras model and the exported SavedModel, and the TFLite fp32
+  per-image latency (LiteRT interpreter);
 - matmul: dense float32 GFLOP/s of a 2048^3 matmul, the machine's yardstick.
 
 Model figures are also given as a fraction of the matmul rate, using
@@ -133,9 +135,44 @@ def run(config, *, repeats: int = 5, steps: int = 20,
             "spread_images_per_s": [size / s["max"], size / s["min"]],
             "fraction_of_matmul": ips * flops["forward_per_image"] / peak,
         }
+    out["exported"] = exported_inference(model, config, batch["image"],
+                                         repeats, steps)
     out["versions"] = {"tensorflow": tf.__version__,
                        "keras": keras.__version__, "numpy": np.__version__}
     return out
+
+
+def exported_inference(model, config, images, repeats, steps) -> dict:
+    """images/s of the SavedModel (batch 1, 256) and TFLite fp32 latency."""
+    import tempfile
+
+    from ram_tf import export
+    from ram_tf import inference
+
+    d = config.data
+    model.input_hwc = (d.canvas_size, d.canvas_size, d.channels)
+    serving = export.serving_model(model)
+    result = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        export.write_saved_model(serving, tmp + "/sm", config.train.mc_samples)
+        sm = inference.load_exported(tmp + "/sm")
+        tflite_path = tmp + "/model.tflite"
+        with open(tflite_path, "wb") as f:
+            f.write(export.tflite_bytes(tmp + "/sm"))
+        tfl = inference.load_exported(tflite_path)
+        one = images[:1].numpy()
+        for size in (1, 256):
+            x = np.repeat(one, size, axis=0)
+            iters = max(1, steps * 4 // max(1, size // 32))
+            s = _timed(lambda: sm(x), repeats, iters)
+            result[f"saved_model_batch_{size}"] = {
+                "images_per_s": size / s["median"],
+                "spread_images_per_s": [size / s["max"], size / s["min"]]}
+        s = _timed(lambda: tfl(one), repeats, steps * 10)
+        result["tflite_fp32_batch_1"] = {
+            "ms_per_image": 1000 * s["median"],
+            "spread_ms": [1000 * s["min"], 1000 * s["max"]]}
+    return result
 
 
 class _BatchClock(keras.callbacks.Callback):

@@ -34,7 +34,8 @@ def test_benchmark_command_prints_json(mnist_dir):
         "--mc-samples", "2", "--repeats", "1", "--steps", "2", "--json"])
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output[result.output.index("{"):])
-    for key in ("train_fit", "train_step", "data", "inference", "matmul"):
+    for key in ("train_fit", "train_step", "data", "inference", "matmul",
+                "exported"):
         assert key in figures
     assert figures["train_fit"]["rollouts_per_s"] > 0
     assert figures["inference"]["batch_256"]["images_per_s"] > 0
