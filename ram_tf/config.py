@@ -18,7 +18,8 @@ import dataclasses
 import json
 from typing import Any
 
-MODELS = ("ram",)
+MODELS = ("ram", "dram", "ldram", "fc", "cnn")
+ATTENTION_MODELS = ("ram", "dram", "ldram")
 
 
 class ConfigError(ValueError):
@@ -54,12 +55,23 @@ class CoreConfig:
       location_hidden: width of h_l = ReLU(FC(l)).
       glimpse_units: width of g_t = ReLU(FC(h_g) + FC(h_l)).
       core_units: LSTM units of the core.
+      core_layers: stacked LSTM layers (DRAM: 2; the classifier reads the
+        bottom one, the location and baseline networks the top one).
+      context_size, context_filters, context_kernels: DRAM's context
+        network, a CNN on the image resized to context_size^2 whose output
+        (FC core_units) starts the top layer and picks l_0.
+      fc_units: hidden width of the fully connected baseline.
     """
 
     glimpse_hidden: int = 128  # reference.md table: FC 144 -> 128
     location_hidden: int = 128  # reference.md table: FC 2 -> 128
     glimpse_units: int = 256  # -> 256 for both pathways
     core_units: int = 256  # LSTM 256 as in PrincipalComponent/ram
+    core_layers: int = 1  # RAM 1; DRAM stacks 2 (Ba et al. 2014)
+    context_size: int = 24  # DRAM: side of the downsampled whole image
+    context_filters: tuple = (32, 32)  # reference.md: {5x5, 32} -> {3x3, 32}
+    context_kernels: tuple = (5, 3)
+    fc_units: int = 256  # FC baseline width (Mnih et al. 2014: 64 or 256)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,11 +82,22 @@ class PolicyConfig:
       std: sigma of l_t ~ Normal(tanh(FC(h_t)), sigma), in [-1, 1] units.
       initial_location: "center" or "random" (uniform in [-1, 1]^2).
       reinforce_weight: lambda in CE + MSE + lambda * REINFORCE.
+      location_loss_weight, location_loss_decay: L-DRAM's gamma_t =
+        gamma_0 * decay^floor(step / train.lr_decay_steps) on the squared
+        distance between policy means and the true digit centre.
+      label_fraction: share of training images whose centre is used.
+      label_mask: "fixed" (a seeded subset of the 55,000 digits, the same
+        in every epoch and after a resume) or "per-batch" (redrawn for
+        every batch, as PrincipalComponent/ram did).
     """
 
     std: float = 0.11  # reference.md; larger explores more, learns slower
     initial_location: str = "center"  # Mnih et al. start at the centre
     reinforce_weight: float = 1.0  # the location net sees only this term
+    location_loss_weight: float = 0.0  # L-DRAM gamma_0; 0 = no labels used
+    location_loss_decay: float = 0.97  # gamma_0 * 0.97^floor(step / 1750)
+    label_fraction: float = 1.0  # share of training digits with a centre
+    label_mask: str = "fixed"  # "fixed" seeded subset, or "per-batch"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,14 +172,14 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ExperimentConfig":
-        groups = {f.name: f.type for f in dataclasses.fields(cls)}
-        kwargs = {}
-        for name in groups:
-            if name in ("model", "task"):
-                kwargs[name] = d[name]
-            else:
-                klass = _GROUPS[name]
-                kwargs[name] = klass(**d[name])
+        """Fields missing from `d` (older runs) take their defaults."""
+        kwargs = {"model": d["model"], "task": d["task"]}
+        for name, klass in _GROUPS.items():
+            fields = dict(d.get(name, {}))
+            for key, value in fields.items():
+                if isinstance(value, list):  # JSON has no tuples
+                    fields[key] = tuple(value)
+            kwargs[name] = klass(**fields)
         return cls(**kwargs)
 
     @classmethod
@@ -229,6 +252,17 @@ TASKS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+# What each model changes from the defaults (reference.md).
+MODEL_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "ram": {},
+    "dram": {"core": {"core_layers": 2}, "glimpse": {"num_scales": 2}},
+    "ldram": {"core": {"core_layers": 2}, "glimpse": {"num_scales": 2},
+              "policy": {"location_loss_weight": 1.0}},
+    "fc": {},
+    "cnn": {},
+}
+
+
 def resolve(
     model: str, task: str, overrides: dict[str, Any] | None = None
 ) -> ExperimentConfig:
@@ -252,8 +286,9 @@ def resolve(
             f"unknown task {task!r}; allowed: {', '.join(TASKS)}"
         )
     values: dict[str, dict[str, Any]] = {g: {} for g in _GROUPS}
-    for group, fields in TASKS[task].items():
-        values[group].update(fields)
+    for preset in (TASKS[task], MODEL_PRESETS[model]):
+        for group, fields in preset.items():
+            values[group].update(fields)
     for key, value in (overrides or {}).items():
         if value is None:
             continue
@@ -304,7 +339,21 @@ def validate(config: ExperimentConfig) -> None:
                  "core_units"):
         need(getattr(c, name) >= 1, f"core.{name}", getattr(c, name),
              "must be a positive integer")
+    need(c.core_layers in (1, 2), "core.core_layers", c.core_layers,
+         "allowed: 1 (RAM) or 2 (DRAM)")
+    need(4 <= c.context_size <= d.canvas_size, "core.context_size",
+         c.context_size, f"must be between 4 and the canvas ({d.canvas_size})")
+    need(len(c.context_filters) == len(c.context_kernels) >= 1,
+         "core.context_filters", c.context_filters,
+         "one filter count per kernel size")
+    need(c.fc_units >= 1, "core.fc_units", c.fc_units, "must be >= 1")
     need(p.std > 0, "policy.std", p.std, "must be > 0")
+    need(p.location_loss_weight >= 0, "policy.location_loss_weight",
+         p.location_loss_weight, "must be >= 0")
+    need(0 <= p.label_fraction <= 1, "policy.label_fraction",
+         p.label_fraction, "must be between 0 and 1")
+    need(p.label_mask in ("fixed", "per-batch"), "policy.label_mask",
+         p.label_mask, "allowed: fixed, per-batch")
     need(p.initial_location in ("center", "random"),
          "policy.initial_location", p.initial_location,
          "allowed: center, random")

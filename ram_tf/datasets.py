@@ -72,12 +72,19 @@ def train_dataset(
     start_step: int = 0,
     mnist_dir: str | None = None,
     data_dir: str | None = None,
+    label_fraction: float = 1.0,
+    label_mask: str = "fixed",
 ) -> tf.data.Dataset:
     """Endless batches of fresh training canvases, from update `start_step`.
 
     Batch s holds the digits s*B .. s*B + B - 1 of the stream made by
     concatenating seeded permutations of the 55,000 digits (pass e shuffled
     with seed (seed, e)); its placements are drawn with seed (seed, s).
+
+    Each example also carries `labelled` (float32 1/0): whether L-DRAM may
+    use its location. "fixed": a seeded subset of `label_fraction` of the
+    55,000 digits, the same in every pass and after a resume; "per-batch":
+    redrawn for every batch.
     """
     images, labels = mnist.load_digits("train", mnist_dir, data_dir)
     pool = tf.constant(images)
@@ -95,13 +102,25 @@ def train_dataset(
 
     place_seed = _seed(seed, _SPLIT_TAG["train"], 1)
     kwargs = _compose_kwargs(data)
+    subset = tf.random.stateless_uniform(
+        [n], _seed(seed, _SPLIT_TAG["train"], 2)) < label_fraction
+    mask_seed = _seed(seed, _SPLIT_TAG["train"], 3)
 
     def place(step, index):
         step_seed = tf.random.experimental.stateless_fold_in(place_seed, step)
-        return canvas.compose(
+        out = canvas.compose(
             tf.gather(pool, index), tf.gather(label_t, index), index, pool,
             step_seed, **kwargs
         )
+        if label_mask == "per-batch":
+            labelled = tf.random.stateless_uniform(
+                tf.shape(index),
+                tf.random.experimental.stateless_fold_in(mask_seed, step),
+            ) < label_fraction
+        else:
+            labelled = tf.gather(subset, index)
+        out["labelled"] = tf.cast(labelled, tf.float32)
+        return out
 
     ds = (
         tf.data.Dataset.range(first // n, 2**62)

@@ -40,9 +40,12 @@ def evaluate(model, arrays: dict[str, np.ndarray], mc_samples: int = 10,
     Returns:
       dict: error_deterministic, error_mc (percent), mc_samples, images.
     """
+    if not hasattr(model, "seed_generator"):
+        mc_samples = 0  # a deterministic baseline: both modes coincide
     deterministic = tf.function(lambda x: predict_proba(model, x, 0))
     monte_carlo = tf.function(lambda x: predict_proba(model, x, mc_samples))
-    state = model.seed_generator.state
+    state = getattr(model, "seed_generator", None)
+    state = state.state if state is not None else tf.Variable([0, 0])
     saved = state.numpy()
     state.assign(np.array([seed, 0], dtype=saved.dtype))
     wrong_det = wrong_mc = 0

@@ -40,6 +40,8 @@ _TEST_METRICS = ("accuracy", "cross_entropy", "location_abs")
 
 @keras.saving.register_keras_serializable(package="ram_tf")
 class RecurrentAttentionModel(keras.Model):
+    _EXTRA_METRICS = ()  # trackers a subclass's extra_loss reports
+
     """RAM: glimpse sensor, glimpse network, LSTM core, policy, classifier.
 
     Args:
@@ -88,9 +90,19 @@ class RecurrentAttentionModel(keras.Model):
         self.action_net = networks.ActionNetwork(num_classes,
                                                  name="action_network")
         self.seed_generator = keras.random.SeedGenerator(seed)
+        # RAM: l_0 is fixed or uniform, not a policy action (DRAM differs),
+        # and no location labels are used (L-DRAM differs).
+        self.policy_picks_first = False
+        self.location_supervised = False
+        # RAM: REINFORCE trains the location network alone (h_t is read
+        # under stop_gradient). DRAM sets this: its context network and top
+        # layer feed only the policy, so they learn from REINFORCE or not
+        # at all (Ba et al. 2015 train the whole network on it).
+        self.policy_trains_core = False
         self.trackers = {
             name: keras.metrics.Mean(name=name)
-            for name in dict.fromkeys(_TRAIN_METRICS + _TEST_METRICS)
+            for name in dict.fromkeys(_TRAIN_METRICS + _TEST_METRICS
+                                      + self._EXTRA_METRICS)
         }
 
     # -- the recurrence ---------------------------------------------------
@@ -101,11 +113,49 @@ class RecurrentAttentionModel(keras.Model):
                                         seed=self.seed_generator)
         return tf.zeros([batch_size, 2])
 
+    def begin(self, images, repeats):
+        """State before the first glimpse, for B * M rollouts.
+
+        Returns (state, h_top): h_top is None when l_0 is not an action of
+        the policy (RAM: centre or uniform); DRAM returns its context here.
+        """
+        batch = tf.shape(images)[0] * repeats
+        return self.core.initial_state(batch), None
+
     def step(self, images, location, state):
-        """One glimpse: (x, l_{t-1}, state) -> (h_t, state)."""
+        """One glimpse: (x, l_{t-1}, state) -> (h_class, h_top, state).
+
+        RAM has one core layer, so the classifier, the location network
+        and the baseline all read the same h_t.
+        """
         patches = self.sensor((images, location))
         g = self.glimpse_net((patches, location))
-        return self.core(g, state)
+        h, state = self.core(g, state)
+        return h, h, state
+
+    def _act(self, h_top, index, sample, noise_seed, record):
+        """l ~ pi(. | h_top): record (mu, draw, b, supervised mu), return l."""
+        mean = self.location_net(h_top,
+                                 stop_gradient=not self.policy_trains_core)
+        if sample and noise_seed is not None:
+            draw = mean + self.std * tf.random.stateless_normal(
+                tf.shape(mean),
+                tf.random.experimental.stateless_fold_in(noise_seed, index))
+            draw = tf.stop_gradient(draw)
+        elif sample:
+            draw = mean + self.std * keras.random.normal(
+                tf.shape(mean), seed=self.seed_generator)
+            draw = tf.stop_gradient(draw)
+        else:
+            draw = mean
+        record["means"].append(mean)
+        record["samples"].append(draw)
+        record["baselines"].append(self.baseline_net(h_top))
+        if self.location_supervised:
+            record["supervised"].append(
+                mean if self.policy_trains_core else
+                self.location_net(h_top, stop_gradient=False))
+        return tf.clip_by_value(draw, -1.0, 1.0)
 
     def call(self, images, training=False, sample=False, repeats=1,
              noise_seed=None, step_logits=False):
@@ -124,56 +174,41 @@ class RecurrentAttentionModel(keras.Model):
             classifier applied after every glimpse (for visualisation).
         """
         images = tf.convert_to_tensor(images, tf.float32)
-        shared_first = repeats > 1 and self.initial_location == "center"
+        record = {"means": [], "samples": [], "baselines": [],
+                  "supervised": []}
+        act = lambda h, i: self._act(h, i, sample, noise_seed, record)  # noqa
+        shared_first = (repeats > 1 and self.initial_location == "center"
+                        and not self.policy_picks_first)
         if shared_first:
-            batch = tf.shape(images)[0]
-            location = self.first_location(batch)
-            h, state = self.step(images, location,
-                                 self.core.initial_state(batch))
-            images = tf.repeat(images, repeats, axis=0)
-            h = tf.repeat(h, repeats, axis=0)
-            state = [tf.repeat(s, repeats, axis=0) for s in state]
-            batch = tf.shape(images)[0]
+            state, _ = self.begin(images, 1)
+            location = self.first_location(tf.shape(images)[0])
+            step = self.step(images, location, state)
+            h_class, h_top, state = tf.nest.map_structure(
+                lambda x: tf.repeat(x, repeats, axis=0), step)
             location = tf.repeat(location, repeats, axis=0)
-        else:
             images = tf.repeat(images, repeats, axis=0)
-            batch = tf.shape(images)[0]
-            state = self.core.initial_state(batch)
-            location = self.first_location(batch)
-        locations, means, samples, baselines = [location], [], [], []
-        hiddens = []
+        else:
+            state, h_top = self.begin(images, repeats)
+            images = tf.repeat(images, repeats, axis=0)
+            location = (act(h_top, 0) if h_top is not None else
+                        self.first_location(tf.shape(images)[0]))
+        first_action = len(record["means"])
+        locations, hiddens = [location], []
         for t in range(self.num_glimpses):
             if t > 0 or not shared_first:
-                h, state = self.step(images, location, state)
-            hiddens.append(h)
+                h_class, h_top, state = self.step(images, location, state)
+            hiddens.append(h_class)
             if t == self.num_glimpses - 1:
                 break
-            mean = self.location_net(h)
-            if sample and noise_seed is not None:
-                draw = mean + self.std * tf.random.stateless_normal(
-                    tf.shape(mean),
-                    tf.random.experimental.stateless_fold_in(noise_seed, t))
-                draw = tf.stop_gradient(draw)
-            elif sample:
-                draw = mean + self.std * keras.random.normal(
-                    tf.shape(mean), seed=self.seed_generator)
-                draw = tf.stop_gradient(draw)
-            else:
-                draw = mean
-            location = tf.clip_by_value(draw, -1.0, 1.0)
+            location = act(h_top, t + first_action)
             locations.append(location)
-            means.append(mean)
-            samples.append(draw)
-            baselines.append(self.baseline_net(h))
-        empty2 = tf.zeros([batch, 0, 2])
-        out = {
-            "logits": self.action_net(h),
-            "locations": tf.stack(locations, axis=1),
-            "means": tf.stack(means, axis=1) if means else empty2,
-            "samples": tf.stack(samples, axis=1) if samples else empty2,
-            "baselines": (tf.stack(baselines, axis=1) if baselines
-                          else tf.zeros([batch, 0])),
-        }
+        batch = tf.shape(images)[0]
+        out = {"logits": self.action_net(h_class),
+               "locations": tf.stack(locations, axis=1)}
+        for key in ("means", "samples", "supervised", "baselines"):
+            empty = tf.zeros([batch, 0] + ([] if key == "baselines" else [2]))
+            out[key] = (tf.stack(record[key], axis=1) if record[key]
+                        else empty)
         if step_logits:
             # What the classifier would answer after each glimpse.
             out["step_logits"] = tf.stack(
@@ -191,6 +226,10 @@ class RecurrentAttentionModel(keras.Model):
             self.trackers[name].update_state(value)
         return {name: self.trackers[name].result() for name in values}
 
+    def extra_loss(self, data, out, repeats):
+        """Terms added to the hybrid loss (L-DRAM's location loss)."""
+        return {}
+
     def train_step(self, data):
         images, labels = data["image"], data["label"]
         m = self.mc_samples
@@ -201,6 +240,10 @@ class RecurrentAttentionModel(keras.Model):
             terms = reinforce.hybrid_loss(
                 out["logits"], labels_m, out["means"], out["samples"],
                 out["baselines"], self.std, self.reinforce_weight)
+            for name, (weight, value) in self.extra_loss(data, out,
+                                                         m).items():
+                terms[name] = value
+                terms["loss"] = terms["loss"] + weight * value
             scaled = reinforce.scale_for_replicas(terms["loss"])
         variables = self.trainable_variables
         grads = tape.gradient(scaled, variables)
@@ -210,8 +253,13 @@ class RecurrentAttentionModel(keras.Model):
         probs = tf.reduce_mean(tf.reshape(probs, [-1, m, probs.shape[-1]]), 1)
         terms["accuracy"] = tf.reduce_mean(reinforce.rewards(
             tf.math.log(probs + 1e-12), tf.cast(labels, tf.int32)))
-        terms["location_abs"] = tf.reduce_mean(tf.abs(out["locations"][:, 1:]))
+        terms["location_abs"] = self._location_abs(out)
         return self._record(terms)
+
+    def _location_abs(self, out):
+        """Mean |l| over the policy's actions (a stuck policy shows 1)."""
+        first = 0 if self.policy_picks_first else 1
+        return tf.reduce_mean(tf.abs(out["locations"][:, first:]))
 
     def test_step(self, data):
         out = self(data["image"], training=False)
@@ -222,18 +270,17 @@ class RecurrentAttentionModel(keras.Model):
             "cross_entropy": tf.reduce_mean(
                 tf.nn.sparse_softmax_cross_entropy_with_logits(
                     labels, out["logits"])),
-            "location_abs": tf.reduce_mean(tf.abs(out["locations"][:, 1:])),
+            "location_abs": self._location_abs(out),
         })
 
     def get_config(self):
         return {**super().get_config(), **self._args}
 
 
-def build_model(config) -> RecurrentAttentionModel:
-    """A `RecurrentAttentionModel` from an `ExperimentConfig`, built."""
-    g, c, p, t, d = (config.glimpse, config.core, config.policy,
-                     config.train, config.data)
-    model = RecurrentAttentionModel(
+def model_kwargs(config) -> dict:
+    """Constructor arguments of RAM / DRAM from an `ExperimentConfig`."""
+    g, c, p, t = config.glimpse, config.core, config.policy, config.train
+    kwargs = dict(
         glimpse_size=g.size, num_scales=g.num_scales,
         num_glimpses=g.num_glimpses, backend=g.backend, xla_sensor=g.xla,
         glimpse_hidden=c.glimpse_hidden, location_hidden=c.location_hidden,
@@ -242,5 +289,29 @@ def build_model(config) -> RecurrentAttentionModel:
         reinforce_weight=p.reinforce_weight, mc_samples=t.mc_samples,
         seed=t.seed, name=config.model,
     )
+    if c.core_layers == 2:
+        kwargs.update(
+            context_size=c.context_size, context_filters=c.context_filters,
+            context_kernels=c.context_kernels,
+            location_loss_weight=p.location_loss_weight,
+            location_loss_decay=p.location_loss_decay,
+            location_loss_decay_steps=t.lr_decay_steps)
+    return kwargs
+
+
+def build_model(config) -> keras.Model:
+    """The model an `ExperimentConfig` names (RAM, DRAM, L-DRAM, FC, CNN),
+    built on the task's image shape."""
+    d = config.data
+    if config.model in ("fc", "cnn"):
+        from ram_tf import baselines
+
+        model = baselines.build(config)
+    elif config.core.core_layers == 2:
+        from ram_tf.dram import DeepRecurrentAttentionModel
+
+        model = DeepRecurrentAttentionModel(**model_kwargs(config))
+    else:
+        model = RecurrentAttentionModel(**model_kwargs(config))
     model(tf.zeros([1, d.canvas_size, d.canvas_size, d.channels]))
     return model

@@ -7,11 +7,12 @@
 - `ActionNetwork` f_a: class logits from the last core output.
 - `BaselineNetwork` f_b: b_t, the expected reward, from h_t.
 
-The location and baseline networks read `stop_gradient(h_t)`: REINFORCE
-trains only the location network and the squared error only the baseline,
-while the cross-entropy alone shapes the glimpse network and core. This is
-the routing of kevinzakka/recurrent-visual-attention (h_t.detach()) and is
-pinned by `tests/test_reinforce.py`.
+In RAM the location and baseline networks read `stop_gradient(h_t)`:
+REINFORCE trains only the location network and the squared error only the
+baseline, while the cross-entropy alone shapes the glimpse network and
+core. This is the routing of kevinzakka/recurrent-visual-attention
+(h_t.detach()) and is pinned by `tests/test_reinforce.py`. DRAM lets
+REINFORCE into the core (`ram_tf.dram`).
 """
 
 from __future__ import annotations
@@ -111,8 +112,10 @@ class LocationNetwork(keras.layers.Layer):
     def build(self, input_shape):
         self.fc.build(input_shape)
 
-    def call(self, h):
-        return self.fc(tf.stop_gradient(h))
+    def call(self, h, stop_gradient=True):
+        # stop_gradient=False only for the supervised location loss of
+        # L-DRAM, which may shape the core; REINFORCE never does.
+        return self.fc(tf.stop_gradient(h) if stop_gradient else h)
 
 
 @keras.saving.register_keras_serializable(package=_REG)

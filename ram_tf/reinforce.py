@@ -99,6 +99,25 @@ def hybrid_loss(
     }
 
 
+def location_loss(means: tf.Tensor, target: tf.Tensor,
+                  labelled: tf.Tensor) -> tf.Tensor:
+    """L-DRAM's supervised term over labelled rollouts only.
+
+    L = (1 / n_lab) sum_n labelled_n sum_t ||means_{n,t} - target_n||^2
+
+    Args:
+      means: [N, A, 2] policy means (with gradient).
+      target: [N, 2] true centres, (y, x) in [-1, 1].
+      labelled: [N] 1.0 where the centre may be used, else 0.0.
+
+    Returns:
+      scalar; 0 when nothing is labelled.
+    """
+    squared = tf.reduce_sum(tf.square(means - target[:, None, :]), [1, 2])
+    count = tf.reduce_sum(labelled)
+    return tf.reduce_sum(squared * labelled) / tf.maximum(count, 1.0)
+
+
 def scale_for_replicas(loss: tf.Tensor) -> tf.Tensor:
     """Divide a per-replica mean by the replica count (gradients are summed)."""
     replicas = tf.distribute.get_strategy().num_replicas_in_sync

@@ -83,7 +83,9 @@ def _check_same_run(workdir: str, config: config_lib.ExperimentConfig):
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         return
-    old = _read_json(path)
+    # Through the dataclasses, so fields added since the run started take
+    # their defaults instead of counting as changes.
+    old = config_lib.ExperimentConfig.from_dict(_read_json(path)).to_dict()
     new = config.to_dict()
     diffs = [
         f"{g}.{k}: {old.get(g, {}).get(k)!r} -> {v!r}"
@@ -190,9 +192,11 @@ def train_and_evaluate(
     model.compile(optimizer=optimizer, jit_compile=t.jit_compile)
 
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False)
+    extra = {}
+    if hasattr(model, "seed_generator"):  # not the baselines
+        extra["seed_state"] = model.seed_generator.state
     ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                               seed_state=model.seed_generator.state,
-                               epoch=epoch_var)
+                               epoch=epoch_var, **extra)
     manager = tf.train.CheckpointManager(
         ckpt, os.path.join(workdir, "checkpoints"), max_to_keep=2)
     if manager.latest_checkpoint:
@@ -208,7 +212,9 @@ def train_and_evaluate(
     if initial_epoch < epochs:
         train_ds = datasets.train_dataset(
             config.data, t.batch_size, t.seed,
-            start_step=initial_epoch * steps_per_epoch, **data_kwargs,
+            start_step=initial_epoch * steps_per_epoch,
+            label_fraction=config.policy.label_fraction,
+            label_mask=config.policy.label_mask, **data_kwargs,
         ).prefetch(tf.data.AUTOTUNE)
         val_ds = datasets.fixed_dataset(val_arrays).batch(500)
         callbacks = [

@@ -1,0 +1,134 @@
+"""DRAM (Ba et al. 2015) and L-DRAM (DRAM + a supervised location loss).
+
+DRAM changes three things in RAM (`ram_tf.model`), as PrincipalComponent/ram
+implements them:
+- a context network C sees the whole image at low resolution,
+    c = ReLU(FC(CNN(resize(x, s x s))))          [B, 256]
+  and starts the top core layer (r2_0 = c), so the first location is an
+  action of the policy: l_0 ~ Normal(tanh(FC(c)), sigma);
+- the core is two stacked LSTMs, r1_t = LSTM1(g_t), r2_t = LSTM2(r1_t);
+- the classifier reads the bottom layer r1_T, the location and baseline
+  networks read the top layer r2_t ("what" below, "where" above);
+- REINFORCE trains the whole network through the policy means (the
+  context network and top layer feed nothing else), while the sampled
+  locations and glimpse pixels still carry no gradient and the baseline
+  still reads stop_gradient(r2_t).
+
+L-DRAM adds gamma_t * L_loc to the hybrid loss, with
+    L_loc = (1 / n_lab) sum_{labelled n} sum_t || mu_{n,t} - y_n ||^2,
+y_n the true digit centre in glimpse coordinates, mu_{n,t} the policy means
+(all T actions, l_0 included) computed without `stop_gradient`, so labels
+shape the core and the context network too, and
+gamma_t = gamma_0 * decay^floor(step / decay_steps). Unlabelled images
+contribute nothing: they are out of the sum and out of n_lab.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from ram_tf import networks
+from ram_tf import reinforce
+from ram_tf.model import RecurrentAttentionModel
+
+
+@keras.saving.register_keras_serializable(package="ram_tf")
+class ContextNetwork(keras.layers.Layer):
+    """c = ReLU(FC(flatten(CNN(resize(x))))), the coarse view of DRAM.
+
+    Each conv layer (ReLU, "same" padding) is followed by 2x2 max pooling.
+    Resizing is bilinear (a TFLite builtin).
+
+    Output shape: [B, units].
+    """
+
+    def __init__(self, size=24, filters=(32, 32), kernels=(5, 3), units=256,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.size, self.units = int(size), int(units)
+        self.filters, self.kernels = tuple(filters), tuple(kernels)
+        self.convs = [keras.layers.Conv2D(f, k, padding="same",
+                                          activation="relu", name=f"conv{i}")
+                      for i, (f, k) in enumerate(zip(self.filters,
+                                                     self.kernels))]
+        self.pool = keras.layers.MaxPooling2D(2)
+        self.fc = keras.layers.Dense(units, "relu", name="fc_context")
+
+    def call(self, images):
+        x = tf.image.resize(images, [self.size, self.size], "bilinear")
+        for conv in self.convs:
+            x = self.pool(conv(x))
+        return self.fc(tf.reshape(x, [tf.shape(x)[0], -1]))
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size,
+                "filters": list(self.filters), "kernels": list(self.kernels),
+                "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="ram_tf")
+class DeepRecurrentAttentionModel(RecurrentAttentionModel):
+    """DRAM / L-DRAM; arguments as `RecurrentAttentionModel`, plus
+
+    Args:
+      context_size, context_filters, context_kernels: `ContextNetwork`.
+      location_loss_weight: gamma_0 (> 0 makes this L-DRAM).
+      location_loss_decay, location_loss_decay_steps: the gamma schedule.
+    """
+
+    _EXTRA_METRICS = ("location_loss",)
+
+    def __init__(self, context_size=24, context_filters=(32, 32),
+                 context_kernels=(5, 3), location_loss_weight=0.0,
+                 location_loss_decay=0.97, location_loss_decay_steps=1750,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self._args.update(dict(
+            context_size=context_size, context_filters=list(context_filters),
+            context_kernels=list(context_kernels),
+            location_loss_weight=location_loss_weight,
+            location_loss_decay=location_loss_decay,
+            location_loss_decay_steps=location_loss_decay_steps))
+        units = self._args["core_units"]
+        self.context_net = ContextNetwork(context_size, context_filters,
+                                          context_kernels, units,
+                                          name="context_network")
+        self.top_core = networks.CoreNetwork(units, name="top_core_network")
+        self.policy_picks_first = True
+        self.policy_trains_core = True
+        self.location_loss_weight = float(location_loss_weight)
+        self.location_loss_decay = float(location_loss_decay)
+        self.location_loss_decay_steps = int(location_loss_decay_steps)
+        self.location_supervised = self.location_loss_weight > 0
+
+    def begin(self, images, repeats):
+        # The context is computed once per image, then repeated M times.
+        context = tf.repeat(self.context_net(images), repeats, axis=0)
+        zeros = tf.zeros_like(context)
+        return [[zeros, zeros], [context, zeros]], context
+
+    def step(self, images, location, state):
+        bottom, top = state
+        patches = self.sensor((images, location))
+        g = self.glimpse_net((patches, location))
+        r1, bottom = self.core(g, bottom)
+        r2, top = self.top_core(r1, top)
+        return r1, r2, [bottom, top]
+
+    def gamma(self):
+        """gamma_t = gamma_0 * decay^floor(step / decay_steps)."""
+        step = tf.cast(self.optimizer.iterations, tf.float32)
+        return self.location_loss_weight * self.location_loss_decay ** tf.floor(
+            step / self.location_loss_decay_steps)
+
+    def extra_loss(self, data, out, repeats):
+        if not self.location_supervised:
+            return {}
+        target = tf.repeat(data["location"], repeats, axis=0)
+        labelled = data.get("labelled")
+        if labelled is None:
+            labelled = tf.ones_like(data["label"], tf.float32)
+        labelled = tf.repeat(tf.cast(labelled, tf.float32), repeats, axis=0)
+        value = reinforce.location_loss(out["supervised"], target, labelled)
+        return {"location_loss": (self.gamma(), value)}
