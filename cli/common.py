@@ -9,6 +9,21 @@ import click
 
 from ram_tf import config as config_lib
 
+class IntList(click.ParamType):
+    """Comma-separated integers, e.g. "32,32"."""
+
+    name = "INTS"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            return tuple(int(v) for v in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated list of integers",
+                      param, ctx)
+
+
 OPTION_GROUPS = {
     "glimpse": [
         ("--glimpse-size", "glimpse.size", int, "patch side g (pixels)"),
@@ -23,6 +38,14 @@ OPTION_GROUPS = {
         ("--location-hidden", "core.location_hidden", int, "width of h_l"),
         ("--glimpse-units", "core.glimpse_units", int, "width of g_t"),
         ("--core-units", "core.core_units", int, "LSTM units"),
+        ("--core-layers", "core.core_layers", int, "1 (RAM) or 2 (DRAM)"),
+        ("--context-size", "core.context_size", int,
+         "DRAM context: side of the downsampled image"),
+        ("--context-filters", "core.context_filters", IntList(),
+         "DRAM context: conv filters, e.g. 32,32"),
+        ("--context-kernels", "core.context_kernels", IntList(),
+         "DRAM context: conv kernel sizes, e.g. 5,3"),
+        ("--fc-units", "core.fc_units", int, "FC baseline width (64, 256)"),
     ],
     "policy": [
         ("--std", "policy.std", float, "location policy sigma"),
@@ -30,6 +53,15 @@ OPTION_GROUPS = {
          click.Choice(["center", "random"]), "l_0"),
         ("--reinforce-weight", "policy.reinforce_weight", float,
          "lambda of the REINFORCE term"),
+        ("--location-loss-weight", "policy.location_loss_weight", float,
+         "L-DRAM gamma_0 (0: no location labels)"),
+        ("--location-loss-decay", "policy.location_loss_decay", float,
+         "gamma factor per lr decay period"),
+        ("--label-fraction", "policy.label_fraction", float,
+         "share of training digits whose centre L-DRAM may use"),
+        ("--label-mask", "policy.label_mask",
+         click.Choice(["fixed", "per-batch"]),
+         "fixed seeded subset, or redrawn every batch"),
     ],
     "data": [
         ("--canvas-size", "data.canvas_size", int, "canvas side N"),

@@ -12,3 +12,12 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # Lazy, so `import ram_tf` stays free of TensorFlow until needed.
+    if name == "load_exported":
+        from ram_tf.inference import load_exported
+
+        return load_exported
+    raise AttributeError(f"module 'ram_tf' has no attribute {name!r}")

@@ -47,8 +47,11 @@ class ExportError(RuntimeError):
 
 def serving_model(model: RecurrentAttentionModel) -> RecurrentAttentionModel:
     """A copy of `model` with the gather sensor and no nested XLA."""
+    if not isinstance(model, RecurrentAttentionModel):
+        raise ExportError(f"only attention models (RAM, DRAM, L-DRAM) are "
+                          f"exported; got {type(model).__name__}")
     config = {**model.get_config(), "backend": "gather", "xla_sensor": False}
-    copy = RecurrentAttentionModel.from_config(config)
+    copy = type(model).from_config(config)
     h, w, c = model.input_hwc
     copy(tf.zeros([1, h, w, c]))
     copy.set_weights(model.get_weights())
