@@ -9,6 +9,7 @@ import click
 
 from ram_tf import config as config_lib
 
+
 class IntList(click.ParamType):
     """Comma-separated integers, e.g. "32,32"."""
 
