@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import nonzero
 
 from ram_tf import config as config_lib
 from ram_tf import datasets
@@ -42,11 +43,6 @@ def _groups(model):
     }
 
 
-def _nonzero(grads):
-    return any(g is not None and float(tf.reduce_max(tf.abs(g))) > 0
-               for g in grads)
-
-
 @pytest.mark.parametrize("term,reached", [
     # REINFORCE reaches the policy through r2 = LSTM2(r1): the whole
     # network but the classifier and the baseline.
@@ -64,7 +60,7 @@ def test_gradient_routing(term, reached):
                                       out["samples"], out["baselines"],
                                       model.std)
     for name, variables in _groups(model).items():
-        assert _nonzero(tape.gradient(terms[term], variables)) == (
+        assert nonzero(tape.gradient(terms[term], variables)) == (
             name in reached), (term, name)
 
 
@@ -111,7 +107,7 @@ def test_location_loss_reaches_the_core():
                                        tf.ones([2]))
     grads = tape.gradient(loss, model.top_core.trainable_variables
                           + model.context_net.trainable_variables)
-    assert _nonzero(grads)
+    assert nonzero(grads)
 
 
 def test_fixed_label_subset_is_the_same_across_restarts(mnist_dir):

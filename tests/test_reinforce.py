@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import nonzero
 
 from ram_tf import reinforce
 from ram_tf.model import RecurrentAttentionModel
@@ -65,11 +66,6 @@ def _groups(model):
     }
 
 
-def _nonzero(grads):
-    return any(g is not None and float(tf.reduce_max(tf.abs(g))) > 0
-               for g in grads)
-
-
 @pytest.mark.parametrize("term,reached", [
     ("reinforce", {"location"}),
     ("cross_entropy", {"glimpse", "core", "action"}),
@@ -92,7 +88,7 @@ def test_each_term_reaches_only_its_networks(term, reached):
             out["samples"], out["baselines"], model.std)
     for name, variables in groups.items():
         grads = tape.gradient(terms[term], variables)
-        assert _nonzero(grads) == (name in reached), (term, name)
+        assert nonzero(grads) == (name in reached), (term, name)
 
 
 def test_rewards_are_argmax_hits():
