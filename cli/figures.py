@@ -23,17 +23,26 @@ from ram_tf_cli.common import quiet_tensorflow
 @mnist_option
 @data_dir_option
 def visualize(run, count, out, sample, seed, mnist_dir, data_dir):
-    """Glimpse GIFs (one per image) and a trajectory grid of a run."""
+    """Glimpse GIFs and a trajectory grid of a run or an exported model.
+
+    RUN is a run directory or an exported SavedModel (version folder or
+    model folder with MANIFEST.json).
+    """
     quiet_tensorflow()
     from ram_tf import datasets
+    from ram_tf import export
     from ram_tf import mnist
     from ram_tf import training
     from ram_tf import visualize as vis
 
     try:
-        cfg, model = training.load_run(run)
+        if os.path.exists(os.path.join(run, "config.json")):
+            cfg, model = training.load_run(run)
+        else:
+            cfg, model = export.keras_from_export(run)
         arrays = datasets.fixed_arrays(cfg.data, "test", mnist_dir, data_dir)
-    except (training.RunDirError, mnist.MnistNotFoundError) as e:
+    except (training.RunDirError, export.ExportError, FileNotFoundError,
+            mnist.MnistNotFoundError) as e:
         fail(str(e))
     os.makedirs(out, exist_ok=True)
     images = arrays["image"][:count].astype("float32") / 255.0

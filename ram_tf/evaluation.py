@@ -40,14 +40,15 @@ def evaluate(model, arrays: dict[str, np.ndarray], mc_samples: int = 10,
     Returns:
       dict: error_deterministic, error_mc (percent), mc_samples, images.
     """
-    if not hasattr(model, "seed_generator"):
+    generator = getattr(model, "seed_generator", None)
+    if generator is None:
         mc_samples = 0  # a deterministic baseline: both modes coincide
     deterministic = tf.function(lambda x: predict_proba(model, x, 0))
     monte_carlo = tf.function(lambda x: predict_proba(model, x, mc_samples))
-    state = getattr(model, "seed_generator", None)
-    state = state.state if state is not None else tf.Variable([0, 0])
-    saved = state.numpy()
-    state.assign(np.array([seed, 0], dtype=saved.dtype))
+    saved = None
+    if generator is not None:
+        saved = generator.state.numpy()
+        generator.state.assign(np.array([seed, 0], dtype=saved.dtype))
     wrong_det = wrong_mc = 0
     labels = arrays["label"]
     try:
@@ -59,7 +60,8 @@ def evaluate(model, arrays: dict[str, np.ndarray], mc_samples: int = 10,
                 np.argmax(deterministic(x).numpy(), -1) != y))
             wrong_mc += int(np.sum(np.argmax(monte_carlo(x).numpy(), -1) != y))
     finally:
-        state.assign(saved)
+        if saved is not None:
+            generator.state.assign(saved)
     n = len(labels)
     return {
         "error_deterministic": 100.0 * wrong_det / n,

@@ -260,3 +260,35 @@ def export_run(workdir: str, *, out: str = "exported_models",
     finally:
         if staging and os.path.exists(staging):
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def keras_from_export(path: str):
+    """(config, Keras model) rebuilt from an exported SavedModel.
+
+    `path` is a version folder or a model folder (highest version). The
+    model is rebuilt from MANIFEST.json's config and its variables are
+    assigned from the SavedModel's, which `ExportArchive` stores in the
+    model's own variable order (shapes are checked).
+    """
+    from ram_tf import config as config_lib
+    from ram_tf.inference import _latest_version
+    from ram_tf.model import build_model
+
+    version = _latest_version(path)
+    manifest = os.path.join(os.path.dirname(os.path.abspath(version)),
+                            "MANIFEST.json")
+    if not os.path.exists(manifest):
+        raise ExportError(f"no MANIFEST.json beside {version}")
+    with open(manifest) as f:
+        config = config_lib.ExperimentConfig.from_dict(json.load(f)["config"])
+    model = build_model(config)
+    loaded = tf.saved_model.load(version)
+    if len(loaded.variables) != len(model.variables):
+        raise ExportError(f"{version} does not match its manifest's model")
+    for mine, theirs in zip(model.variables, loaded.variables):
+        if tuple(mine.shape) != tuple(theirs.shape):
+            raise ExportError(f"{version}: variable {mine.path} has shape "
+                              f"{tuple(theirs.shape)}, expected "
+                              f"{tuple(mine.shape)}")
+        mine.assign(theirs)
+    return config, model

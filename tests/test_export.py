@@ -170,3 +170,11 @@ def test_failed_export_leaves_nothing_and_versions_are_never_touched(
         ".tflite")) == ["1", "MANIFEST.json"]
     assert export.sha256(os.path.join(base, "1")) == before
     assert open(os.path.join(base, "MANIFEST.json")).read() == manifest
+
+
+def test_keras_model_rebuilt_from_an_export_matches_it(exported):
+    _, model = export.keras_from_export(exported["base"])
+    x = exported["images"][:8]
+    sm = inference.load_exported(exported["sm"]["path"])(x)
+    probs = tf.nn.softmax(model(x)["logits"]).numpy()
+    np.testing.assert_allclose(probs, sm["probabilities"], atol=1e-6)
