@@ -18,6 +18,9 @@ TFLite) and returns a dict of tensors:
   means     [B, T-1, 2]  mu_1 .. mu_{T-1}
   samples   [B, T-1, 2]  the unclipped draws (= means when deterministic)
   baselines [B, T-1]     b_1 .. b_{T-1}
+  supervised [B, A, 2]   means with gradient into the core (L-DRAM only)
+(DRAM, `ram_tf.dram`, reuses this loop through the `begin` and `step`
+hooks; its l_0 is an action too, so it has T actions instead of T - 1.)
 
 `train_step` (REINFORCE, `ram_tf.reinforce`) repeats every image M times
 with independent location samples; `test_step` scores the deterministic
