@@ -169,6 +169,7 @@ def _write_manifest(base: str, manifest: dict) -> None:
     fd, tmp = tempfile.mkstemp(dir=base, prefix=".MANIFEST.")
     with os.fdopen(fd, "w") as f:
         json.dump(manifest, f, indent=2, sort_keys=True)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from other users
     os.replace(tmp, path)
 
 
@@ -214,6 +215,7 @@ def export_run(workdir: str, *, out: str = "exported_models",
         arrays = datasets.fixed_arrays(d, "test", mnist_dir, data_dir,
                                        cache_dir)
     staging = tempfile.mkdtemp(dir=base, prefix=".staging-")
+    os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide it from a server
     try:
         if fmt == "saved_model":
             version = version or _next_version(base)
@@ -244,8 +246,12 @@ def export_run(workdir: str, *, out: str = "exported_models",
                  "source_run": os.path.abspath(workdir)}
         if score:
             probe = staging if fmt == "saved_model" else tmp_file
-            entry["test_error"] = inference.test_error(
-                inference.load_exported(probe), arrays)
+            try:
+                entry["test_error"] = inference.test_error(
+                    inference.load_exported(probe), arrays)
+            except RuntimeError as e:  # the interpreter refused the model
+                raise ExportError(f"the exported {key} does not run: {e}"
+                                  ) from e
             entry["test_images"] = int(len(arrays["label"]))
             entry["test_sha256"] = datasets.fingerprint(arrays)
         if fmt == "saved_model":

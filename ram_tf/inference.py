@@ -65,11 +65,15 @@ class _SavedModelRunner:
 
 
 class _TFLiteRunner:
-    def __init__(self, path: str):
-        from ai_edge_litert.interpreter import Interpreter
+    def __init__(self, path: str, delegates: bool = True):
+        from ai_edge_litert import interpreter as litert
 
         self.path = path
-        self._interpreter = Interpreter(model_path=path)
+        kwargs = {} if delegates else {
+            "experimental_op_resolver_type":
+                litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+        self._delegates = delegates
+        self._interpreter = litert.Interpreter(model_path=path, **kwargs)
         self._runner = self._interpreter.get_signature_runner(
             "serving_default")
         detail = self._runner.get_input_details()["images"]
@@ -77,7 +81,15 @@ class _TFLiteRunner:
 
     def __call__(self, images):
         x = check_images(images, self.input_shape)
-        return self._runner(images=x)
+        try:
+            return self._runner(images=x)
+        except RuntimeError:
+            if not self._delegates:
+                raise
+            # XNNPACK refuses some int8 graphs at prepare time; the
+            # reference kernels run them.
+            self.__init__(self.path, delegates=False)
+            return self._runner(images=x)
 
 
 def load_exported(path: str):
