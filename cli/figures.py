@@ -6,6 +6,7 @@ import os
 
 import click
 
+from ram_tf import config as config_lib
 from ram_tf_cli.common import data_dir_option
 from ram_tf_cli.common import fail
 from ram_tf_cli.common import mnist_option
@@ -14,6 +15,9 @@ from ram_tf_cli.common import quiet_tensorflow
 
 @click.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--task", default=None,
+              help="score another task's test canvases of the same size "
+                   "[default: the model's task]")
 @click.option("--n", "count", type=click.IntRange(1, 64), default=16,
               help="test images")
 @click.option("--out", default="visualize", help="output folder")
@@ -22,7 +26,7 @@ from ram_tf_cli.common import quiet_tensorflow
 @click.option("--seed", type=int, default=0, help="seed of --sample")
 @mnist_option
 @data_dir_option
-def visualize(run, count, out, sample, seed, mnist_dir, data_dir):
+def visualize(run, task, count, out, sample, seed, mnist_dir, data_dir):
     """Glimpse GIFs and a trajectory grid of a run or an exported model.
 
     RUN is a run directory or an exported SavedModel (version folder or
@@ -40,9 +44,18 @@ def visualize(run, count, out, sample, seed, mnist_dir, data_dir):
             cfg, model = training.load_run(run)
         else:
             cfg, model = export.keras_from_export(run)
-        arrays = datasets.fixed_arrays(cfg.data, "test", mnist_dir, data_dir)
+        data = cfg.data
+        if task is not None:
+            data = config_lib.resolve("ram", task).data
+            if (data.canvas_size, data.channels) != (cfg.data.canvas_size,
+                                                     cfg.data.channels):
+                fail(f"task {task} has {data.canvas_size}x{data.canvas_size}"
+                     f"x{data.channels} canvases; the model takes "
+                     f"{cfg.data.canvas_size}x{cfg.data.canvas_size}x"
+                     f"{cfg.data.channels}")
+        arrays = datasets.fixed_arrays(data, "test", mnist_dir, data_dir)
     except (training.RunDirError, export.ExportError, FileNotFoundError,
-            mnist.MnistNotFoundError) as e:
+            config_lib.ConfigError, mnist.MnistNotFoundError) as e:
         fail(str(e))
     os.makedirs(out, exist_ok=True)
     images = arrays["image"][:count].astype("float32") / 255.0

@@ -77,3 +77,27 @@ def test_trajectory_grid_png(rolled, tmp_path):
     vis.trajectory_grid(images, rolls, [1, 2], path)
     png = Image.open(path)
     assert png.size[0] >= 2 * 150
+
+
+def test_visualize_command_on_another_task_of_the_same_size(
+        mnist_dir, cache_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from ram_tf import config as config_lib
+    from ram_tf import training
+    from ram_tf_cli.main import cli
+
+    cfg = config_lib.resolve("ram", "translated60", {
+        "glimpse.num_glimpses": 2, "core.core_units": 8,
+        "core.glimpse_units": 8, "train.steps": 1, "train.batch_size": 2,
+        "train.mc_samples": 2})
+    workdir = str(tmp_path / "run")
+    training.train_and_evaluate(cfg, workdir, verbose=0, evaluate_test=False)
+    out = str(tmp_path / "vis")
+    result = CliRunner().invoke(cli, ["visualize", workdir, "--task",
+                                      "cluttered60", "--n", "2", "--out", out])
+    assert result.exit_code == 0, result.output
+    assert Image.open(f"{out}/glimpses_01.gif").n_frames == 2
+    wrong = CliRunner().invoke(cli, ["visualize", workdir, "--task",
+                                     "cluttered100", "--out", out])
+    assert wrong.exit_code == 2 and "100x100x1" in wrong.output
