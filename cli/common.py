@@ -31,7 +31,8 @@ OPTION_GROUPS = {
         ("--num-scales", "glimpse.num_scales", int, "scales g, 2g, 4g, ..."),
         ("--num-glimpses", "glimpse.num_glimpses", int, "glimpses T"),
         ("--backend", "glimpse.backend",
-         click.Choice(["gather", "extract_glimpse"]), "sensor backend"),
+         click.Choice(["matmul", "gather", "extract_glimpse"]),
+         "sensor backend"),
         ("--xla/--no-xla", "glimpse.xla", bool, "XLA-compile the sensor"),
     ],
     "core": [

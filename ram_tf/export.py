@@ -15,9 +15,9 @@ Signatures (public API, tested):
     averaged over M stochastic rollouts (locations of the first rollout);
     SavedModel only.
 
-Both artefacts come from a copy of the model with the pad + gather glimpse
-sensor and no nested XLA (builtin TFLite ops only; identical numbers to
-`tf.image.extract_glimpse`). Writes are atomic: a version is assembled in a
+Both artefacts come from a copy of the model with the matmul glimpse sensor
+and no nested XLA (builtin TFLite ops only; the same windows as
+`tf.image.extract_glimpse`, to float rounding). Writes are atomic: a version is assembled in a
 hidden temporary folder and renamed into place, an existing version is never
 touched, and the manifest is replaced in one `os.replace`.
 """
@@ -46,11 +46,15 @@ class ExportError(RuntimeError):
 
 
 def serving_model(model: RecurrentAttentionModel) -> RecurrentAttentionModel:
-    """A copy of `model` with the gather sensor and no nested XLA."""
+    """A copy of `model` with the matmul sensor and no nested XLA.
+
+    TF Serving runs no XLA by default and TFLite needs builtin ops; the
+    matmul sensor is both, and the fastest without XLA (README, "Speed").
+    """
     if not isinstance(model, RecurrentAttentionModel):
         raise ExportError(f"only attention models (RAM, DRAM, L-DRAM) are "
                           f"exported; got {type(model).__name__}")
-    config = {**model.get_config(), "backend": "gather", "xla_sensor": False}
+    config = {**model.get_config(), "backend": "matmul", "xla_sensor": False}
     copy = type(model).from_config(config)
     h, w, c = model.input_hwc
     copy(tf.zeros([1, h, w, c]))

@@ -62,7 +62,7 @@ class RecurrentAttentionModel(keras.Model):
     """
 
     def __init__(self, glimpse_size=12, num_scales=3, num_glimpses=6,
-                 backend="gather", xla_sensor=False, glimpse_hidden=128,
+                 backend="matmul", xla_sensor=False, glimpse_hidden=128,
                  location_hidden=128,
                  glimpse_units=256, core_units=256, std=0.11,
                  initial_location="center", reinforce_weight=1.0,

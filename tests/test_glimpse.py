@@ -28,7 +28,7 @@ def numpy_glimpse(images, locations, size, num_scales):
     return out
 
 
-@pytest.mark.parametrize("backend", ["gather", "extract_glimpse"])
+@pytest.mark.parametrize("backend", ["matmul", "gather", "extract_glimpse"])
 @pytest.mark.parametrize("size,num_scales,h,w", [
     (4, 3, 20, 20), (3, 2, 17, 23), (8, 1, 28, 28)])
 def test_matches_numpy_reference_including_borders(backend, size,
@@ -49,6 +49,35 @@ def test_backends_identical_on_random_locations():
     a = GlimpseSensor(12, 3, "gather")((images, locations))
     b = GlimpseSensor(12, 3, "extract_glimpse")((images, locations))
     np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_matmul_backend_equals_gather_and_is_exact_on_integer_pixels(
+        channels):
+    rng = np.random.default_rng(channels)
+    locations = rng.uniform(-1.2, 1.2, (32, 2)).astype(np.float32)
+    images = rng.random((32, 40, 36, channels)).astype(np.float32)
+    a = GlimpseSensor(6, 3, "matmul")((images, locations)).numpy()
+    b = GlimpseSensor(6, 3, "gather")((images, locations)).numpy()
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    # Integer pixels (the canvases before scaling): sums of integers times
+    # powers of two are exact in float32, whatever the order.
+    pixels = np.floor(images * 256).astype(np.float32)
+    a = GlimpseSensor(6, 3, "matmul")((pixels, locations)).numpy()
+    b = GlimpseSensor(6, 3, "gather")((pixels, locations)).numpy()
+    np.testing.assert_array_equal(a, b)
+
+
+def test_selection_matrix_is_the_block_mean_of_the_window():
+    from ram_tf.glimpse import selection_matrices
+
+    # Window of side 8 (g = 4, f = 2) starting at pixel -3 of a 6-pixel axis.
+    m = selection_matrices(tf.constant([-3]), 6, 4, 2).numpy()[0]
+    want = np.zeros((4, 6), np.float32)
+    want[1, 0] = 0.5  # block 1 covers pixels -1, 0
+    want[2, 1:3] = 0.5
+    want[3, 3:5] = 0.5
+    np.testing.assert_array_equal(m, want)
 
 
 def test_window_placement_and_yx_order_are_pixel_exact():
@@ -76,17 +105,18 @@ def test_zeros_outside_the_image_and_coarse_scale_is_block_mean():
     np.testing.assert_array_equal(coarse[2:, 2:], 1)
 
 
-def test_gather_backend_compiles_under_xla():
+@pytest.mark.parametrize("backend", ["matmul", "gather"])
+def test_backend_compiles_under_xla(backend):
     rng = np.random.default_rng(1)
     images = tf.constant(rng.random((8, 30, 30, 1)).astype(np.float32))
     locations = tf.constant(rng.uniform(-1, 1, (8, 2)).astype(np.float32))
-    sensor = GlimpseSensor(6, 3, "gather")
+    sensor = GlimpseSensor(6, 3, backend)
     compiled = tf.function(lambda x, loc: sensor((x, loc)), jit_compile=True)
     want = sensor((images, locations)).numpy()
     # Same windows; XLA may order the block-mean additions differently.
     np.testing.assert_allclose(compiled(images, locations).numpy(), want,
                                rtol=0, atol=1e-6)
-    xla_layer = GlimpseSensor(6, 3, "gather", xla=True)
+    xla_layer = GlimpseSensor(6, 3, backend, xla=True)
     np.testing.assert_allclose(xla_layer((images, locations)).numpy(), want,
                                rtol=0, atol=1e-6)
 
