@@ -40,7 +40,6 @@ import tensorflow as tf
 from ram_tf.config import BACKENDS
 
 
-
 def window_corner(locations, image_size, side):
     """Top-left pixel of a side x side window centred on `locations`.
 
