@@ -18,8 +18,9 @@ Signatures (public API, tested):
 Both artefacts come from a copy of the model with the matmul glimpse sensor
 and no nested XLA (builtin TFLite ops only; the same windows as
 `tf.image.extract_glimpse`, to float rounding). Writes are atomic: a
-version is assembled in a hidden temporary folder and renamed into place, an existing version is never
-touched, and the manifest is replaced in one `os.replace`.
+version is assembled in a hidden temporary folder and renamed into place,
+an existing version is never touched, and the manifest is replaced in one
+`os.replace`.
 """
 
 from __future__ import annotations
