@@ -152,13 +152,16 @@ def exported_inference(model, config, images, repeats, steps) -> dict:
     d = config.data
     model.input_hwc = (d.canvas_size, d.canvas_size, d.channels)
     serving = export.serving_model(model)
+    tflite_model = export.serving_model(model, "gather")
     result = {}
     with tempfile.TemporaryDirectory() as tmp:
         export.write_saved_model(serving, tmp + "/sm", config.train.mc_samples)
         sm = inference.load_exported(tmp + "/sm")
+        export.write_saved_model(tflite_model, tmp + "/sm_tflite",
+                                 config.train.mc_samples)
         tflite_path = tmp + "/model.tflite"
         with open(tflite_path, "wb") as f:
-            f.write(export.tflite_bytes(tmp + "/sm"))
+            f.write(export.tflite_bytes(tmp + "/sm_tflite"))
         tfl = inference.load_exported(tflite_path)
         one = images[:1].numpy()
         for size in (1, 256):
