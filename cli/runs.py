@@ -116,8 +116,8 @@ def data(task, split, count, out, mnist_dir, data_dir, **settings):
 
 @click.command()
 @click.option("--model", "model_name", default="ram",
-              type=click.Choice(["ram"]),
-              help="the FLOP count is RAM's; DRAM comes with its own")
+              type=click.Choice(["ram", "dram", "ldram"]),
+              help="attention model to time (FLOPs counted for each)")
 @click.option("--task", default="translated60",
               help="task: " + ", ".join(config_lib.TASKS))
 @click.option("--batch-size", type=int, default=32)
