@@ -49,6 +49,10 @@ def export(workdir, fmt, quantize, name, version, out, no_score, mnist_dir,
     error = entry.get("test_error")
     click.echo(entry["path"] + (f": test error {error:.2f}%"
                                 if error is not None else ""))
+    if entry["updates"] < entry["planned_updates"]:
+        click.echo(f"note: the run is unfinished; exported its latest "
+                   f"checkpoint, {entry['updates']:,} of "
+                   f"{entry['planned_updates']:,} updates")
 
 
 @click.command()

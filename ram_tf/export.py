@@ -251,7 +251,10 @@ def export_run(workdir: str, *, out: str = "exported_models",
         entry = {"format": fmt, "quantize": quantize if fmt == "tflite"
                  else None, "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                          time.gmtime()),
-                 "source_run": os.path.abspath(workdir)}
+                 "source_run": os.path.abspath(workdir),
+                 # An unfinished run exports its latest checkpoint; say so.
+                 "updates": training.trained_updates(workdir, config),
+                 "planned_updates": config.train.steps}
         if score:
             probe = staging if fmt == "saved_model" else tmp_file
             try:

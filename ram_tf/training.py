@@ -267,6 +267,21 @@ def score(model, config, *, mnist_dir=None, data_dir=None, cache_dir=None,
     }
 
 
+def trained_updates(workdir: str, config) -> int:
+    """Updates behind the weights `load_run` returns: all of them once the
+    run finished, else those of the latest epoch checkpoint (ckpt-N holds
+    N epochs)."""
+    t = config.train
+    if os.path.exists(os.path.join(workdir, "model.weights.h5")):
+        return t.steps
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    if latest is None:
+        return 0
+    steps_per_epoch, _ = _epoch_plan(t)
+    epochs = int(latest.rsplit("-", 1)[1])
+    return min(t.steps, epochs * steps_per_epoch)
+
+
 def load_run(workdir: str):
     """(config, model with final or latest weights) of a run directory."""
     path = os.path.join(workdir, "config.json")

@@ -52,6 +52,7 @@ def test_layout_and_manifest(exported):
             os.path.join(exported["base"], key))
         assert 0 <= entry["test_error"] <= 100
         assert entry["test_images"] == 10000
+        assert entry["updates"] == entry["planned_updates"] == 3
     # SavedModel and TFLite score the same on the full test set.
     assert manifest["artefacts"]["1"]["test_error"] == manifest[
         "artefacts"]["model_fp32.tflite"]["test_error"]
@@ -178,3 +179,19 @@ def test_keras_model_rebuilt_from_an_export_matches_it(exported):
     sm = inference.load_exported(exported["sm"]["path"])(x)
     probs = tf.nn.softmax(model(x)["logits"]).numpy()
     np.testing.assert_allclose(probs, sm["probabilities"], atol=1e-6)
+
+
+def test_trained_updates_of_an_unfinished_run(tmp_path):
+    # ckpt-N holds N epochs; the last epoch may be shorter than the others.
+    cfg = config_lib.resolve("ram", "mnist28", {
+        "train.steps": 10, "train.steps_per_epoch": 4})
+    ckpts = tmp_path / "checkpoints"
+    ckpts.mkdir()
+    assert training.trained_updates(str(tmp_path), cfg) == 0
+    for n, want in ((2, 8), (3, 10)):
+        (ckpts / f"ckpt-{n}.index").write_bytes(b"")
+        (ckpts / "checkpoint").write_text(
+            f'model_checkpoint_path: "ckpt-{n}"\n')
+        assert training.trained_updates(str(tmp_path), cfg) == want
+    (tmp_path / "model.weights.h5").write_bytes(b"")
+    assert training.trained_updates(str(tmp_path), cfg) == 10
