@@ -16,6 +16,7 @@ analytic FLOP counts (`model_flops`), so numbers compare across machines.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -163,6 +164,8 @@ def run(config, *, repeats: int = 5, steps: int = 20,
                                          repeats, steps)
     out["versions"] = {"tensorflow": tf.__version__,
                        "keras": keras.__version__, "numpy": np.__version__}
+    # Eigen (0) or oneDNN (1) CPU kernels; ram_tf defaults to Eigen.
+    out["TF_ENABLE_ONEDNN_OPTS"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
     return out
 
 
