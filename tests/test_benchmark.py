@@ -65,3 +65,21 @@ def test_benchmark_command_prints_json(mnist_dir):
         assert key in figures
     assert figures["train_fit"]["rollouts_per_s"] > 0
     assert figures["inference"]["batch_256"]["images_per_s"] > 0
+
+
+def test_importing_ram_tf_selects_eigen_kernels_unless_the_user_chose():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, ram_tf; "
+            "print(os.environ['TF_ENABLE_ONEDNN_OPTS'])")
+    env = {k: v for k, v in os.environ.items()
+           if k != "TF_ENABLE_ONEDNN_OPTS"}
+    out = subprocess.run([sys.executable, "-c", code], env=env,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0"
+    out = subprocess.run([sys.executable, "-c", code],
+                         env={**env, "TF_ENABLE_ONEDNN_OPTS": "1"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
