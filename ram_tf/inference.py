@@ -69,9 +69,11 @@ class _TFLiteRunner:
         from ai_edge_litert import interpreter as litert
 
         self.path = path
-        kwargs = {} if delegates else {
-            "experimental_op_resolver_type":
-                litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+        # All cores: 1.16 vs 1.39 ms per translated60 image on 2 cores.
+        kwargs = {"num_threads": os.cpu_count() or 1}
+        if not delegates:
+            kwargs["experimental_op_resolver_type"] = (
+                litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         self._delegates = delegates
         self._interpreter = litert.Interpreter(model_path=path, **kwargs)
         self._runner = self._interpreter.get_signature_runner(
