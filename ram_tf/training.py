@@ -79,10 +79,17 @@ def _read_json(path: str):
         return json.load(f)
 
 
+# Settings a resumed run may change: the total steps (the schedule and the
+# data stream do not depend on it), and how the step is computed, which
+# gives the same numbers to float rounding (glimpse backends, XLA).
+_MAY_CHANGE_ON_RESUME = {("train", "steps"), ("glimpse", "backend"),
+                         ("glimpse", "xla"), ("train", "jit_compile")}
+
+
 def _check_same_run(workdir: str, config: config_lib.ExperimentConfig):
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
-        return
+        return []
     # Through the dataclasses, so fields added since the run started take
     # their defaults instead of counting as changes.
     old = config_lib.ExperimentConfig.from_dict(_read_json(path)).to_dict()
@@ -91,9 +98,7 @@ def _check_same_run(workdir: str, config: config_lib.ExperimentConfig):
         f"{g}.{k}: {old.get(g, {}).get(k)!r} -> {v!r}"
         for g, fields in new.items() if isinstance(fields, dict)
         for k, v in fields.items() if old.get(g, {}).get(k) != v
-        # More (or fewer) steps continue the same run: the schedule and
-        # the data stream do not depend on the total.
-        and (g, k) != ("train", "steps")
+        and (g, k) not in _MAY_CHANGE_ON_RESUME
     ] + [f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in ("model", "task")
          if old.get(k) != new[k]]
     if diffs:
@@ -101,6 +106,9 @@ def _check_same_run(workdir: str, config: config_lib.ExperimentConfig):
             f"{workdir} holds a run with other settings ({'; '.join(diffs)});"
             " resume it with the same settings or choose another --workdir"
         )
+    return [f"{g}.{k}: {old[g][k]!r} -> {new[g][k]!r}"
+            for g, k in sorted(_MAY_CHANGE_ON_RESUME)
+            if old[g][k] != new[g][k] and (g, k) != ("train", "steps")]
 
 
 def _epoch_plan(train: config_lib.TrainConfig) -> tuple[int, int]:
@@ -178,7 +186,10 @@ def train_and_evaluate(
     """
     config_lib.validate(config)
     os.makedirs(workdir, exist_ok=True)
-    _check_same_run(workdir, config)
+    changed = _check_same_run(workdir, config)
+    if changed and verbose:
+        print(f"{workdir}: resuming with {'; '.join(changed)} (the same "
+              "numbers to float rounding)", flush=True)
     _write_json(os.path.join(workdir, "config.json"), config.to_dict())
     t = config.train
     keras.utils.set_random_seed(t.seed)

@@ -81,6 +81,20 @@ def test_other_settings_in_the_same_workdir_are_refused(
                                     verbose=0, evaluate_test=False)
 
 
+def test_resuming_may_change_how_the_step_is_computed(
+        mnist_dir, cache_dir, tmp_path, capsys):
+    # A run started with the gather sensor resumes under the matmul
+    # default (the same windows, summed in another order).
+    workdir = str(tmp_path / "run")
+    training.train_and_evaluate(tiny(3, **{"glimpse.backend": "gather"}),
+                                workdir, verbose=0, evaluate_test=False)
+    training.train_and_evaluate(tiny(6, **{"glimpse.backend": "matmul"}),
+                                workdir, verbose=2, evaluate_test=False)
+    assert "glimpse.backend: 'gather' -> 'matmul'" in capsys.readouterr().out
+    with open(os.path.join(workdir, "log.csv")) as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "1"]
+
+
 def test_sigkill_then_same_command_resumes(mnist_dir, cache_dir, tmp_path):
     workdir = str(tmp_path / "killed")
     cmd = [sys.executable, "-m", "ram_tf_cli.main", "train", "--task",
