@@ -45,8 +45,7 @@ def train(model_name, task, workdir, mnist_dir, data_dir, verbose,
     from ram_tf import mnist
     from ram_tf import training
 
-    click.echo(f"{model_name} on {task}: {_parameters(cfg):,} parameters; "
-               f"run directory {workdir}")
+    click.echo(f"run directory {workdir}")
     try:
         results = training.train_and_evaluate(
             cfg, workdir, mnist_dir=mnist_dir, data_dir=data_dir,
@@ -176,9 +175,3 @@ def benchmark(model_name, task, batch_size, mc_samples, repeats, steps,
     click.echo(f"FLOPs: {result['flops']['train_update'] / 1e9:.2f} G per "
                f"update, {result['flops']['forward_per_image'] / 1e6:.2f} M "
                "per image (deterministic inference)")
-
-
-def _parameters(cfg) -> int:
-    from ram_tf.model import build_model
-
-    return int(build_model(cfg).count_params())

@@ -198,6 +198,9 @@ def train_and_evaluate(
     val_arrays = datasets.fixed_arrays(config.data, "validation",
                                        cache_dir=cache_dir, **data_kwargs)
     model = build_model(config)
+    if verbose:
+        print(f"{config.model} on {config.task}: "
+              f"{model.count_params():,} parameters", flush=True)
     optimizer = make_optimizer(t)
     optimizer.build(model.trainable_variables)
     model.compile(optimizer=optimizer, jit_compile=t.jit_compile)
