@@ -7,6 +7,7 @@ Nothing heavy happens at import time: TensorFlow loads with the submodules.
 """
 
 import os
+import sys
 
 # Keras 3 on TensorFlow; never the legacy tf_keras (used by TFP only).
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -14,8 +15,10 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # are small (320 x 512 x 1024) and half of them transposed, where Eigen ran
 # a training update 15-20 % faster on this project's 2-core AVX2 machines
 # (README, "Speed"). Read once, when TensorFlow loads: it takes effect only
-# if ram_tf is imported first, and a value the user set wins.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+# if ram_tf is imported first (else it is left unset, so the benchmark's
+# record of it stays true), and a value the user set wins.
+if "tensorflow" not in sys.modules:
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 __version__ = "0.1.0"
 

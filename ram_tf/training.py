@@ -80,10 +80,12 @@ def _read_json(path: str):
 
 
 # Settings a resumed run may change: the total steps (the schedule and the
-# data stream do not depend on it), and how the step is computed, which
-# gives the same numbers to float rounding (glimpse backends, XLA).
+# data stream do not depend on it), and how the glimpse sensor is computed,
+# which gives the same numbers to float rounding (backends, the sensor's
+# own XLA). Not train.jit_compile: under XLA the policy's random draws
+# come from another generator algorithm.
 _MAY_CHANGE_ON_RESUME = {("train", "steps"), ("glimpse", "backend"),
-                         ("glimpse", "xla"), ("train", "jit_compile")}
+                         ("glimpse", "xla")}
 
 
 def _check_same_run(workdir: str, config: config_lib.ExperimentConfig):
@@ -224,6 +226,11 @@ def train_and_evaluate(
     csv_path = os.path.join(workdir, "log.csv")
     _trim_csv(csv_path, initial_epoch)
     if initial_epoch < epochs:
+        # A finished run carried on to more steps: its final weights and
+        # results describe an earlier end; the checkpoints take over.
+        for name in ("model.weights.h5", "results.json"):
+            if os.path.exists(os.path.join(workdir, name)):
+                os.remove(os.path.join(workdir, name))
         train_ds = datasets.train_dataset(
             config.data, t.batch_size, t.seed,
             start_step=initial_epoch * steps_per_epoch,
@@ -282,18 +289,20 @@ def score(model, config, *, mnist_dir=None, data_dir=None, cache_dir=None,
 
 
 def trained_updates(workdir: str, config) -> int:
-    """Updates behind the weights `load_run` returns: all of them once the
-    run finished, else those of the latest epoch checkpoint (ckpt-N holds
-    N epochs)."""
-    t = config.train
+    """Updates behind the weights `load_run` returns: the finished run's
+    count, else the optimizer step stored in the latest checkpoint."""
     if os.path.exists(os.path.join(workdir, "model.weights.h5")):
-        return t.steps
+        path = os.path.join(workdir, "results.json")
+        return (int(_read_json(path)["updates"]) if os.path.exists(path)
+                else config.train.steps)
     latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
     if latest is None:
         return 0
-    steps_per_epoch, _ = _epoch_plan(t)
-    epochs = int(latest.rsplit("-", 1)[1])
-    return min(t.steps, epochs * steps_per_epoch)
+    return int(tf.train.load_variable(latest, _ITERATIONS_KEY))
+
+
+# Where tf.train.Checkpoint(model=..., optimizer=...) keeps the step count.
+_ITERATIONS_KEY = "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 def load_run(workdir: str):

@@ -181,17 +181,20 @@ def test_keras_model_rebuilt_from_an_export_matches_it(exported):
     np.testing.assert_allclose(probs, sm["probabilities"], atol=1e-6)
 
 
-def test_trained_updates_of_an_unfinished_run(tmp_path):
-    # ckpt-N holds N epochs; the last epoch may be shorter than the others.
-    cfg = config_lib.resolve("ram", "mnist28", {
-        "train.steps": 10, "train.steps_per_epoch": 4})
-    ckpts = tmp_path / "checkpoints"
-    ckpts.mkdir()
-    assert training.trained_updates(str(tmp_path), cfg) == 0
-    for n, want in ((2, 8), (3, 10)):
-        (ckpts / f"ckpt-{n}.index").write_bytes(b"")
-        (ckpts / "checkpoint").write_text(
-            f'model_checkpoint_path: "ckpt-{n}"\n')
-        assert training.trained_updates(str(tmp_path), cfg) == want
-    (tmp_path / "model.weights.h5").write_bytes(b"")
-    assert training.trained_updates(str(tmp_path), cfg) == 10
+def test_trained_updates_follow_the_weights_that_are_exported(
+        mnist_dir, cache_dir, tmp_path):
+    workdir = str(tmp_path / "run")
+    cfg = config_lib.resolve("ram", "mnist28", {**TINY, "train.steps": 3})
+    training.train_and_evaluate(cfg, workdir, verbose=0,
+                                evaluate_test=False)
+    assert training.trained_updates(workdir, cfg) == 3
+    # Carried on to 6 steps: results.json speaks for the new end.
+    longer = config_lib.resolve("ram", "mnist28", {**TINY, "train.steps": 6})
+    training.train_and_evaluate(longer, workdir, verbose=0,
+                                evaluate_test=False)
+    assert training.trained_updates(workdir, longer) == 6
+    # Without final weights (a run still going) the latest checkpoint's
+    # optimizer step is the count, whatever the planned total.
+    os.remove(os.path.join(workdir, "model.weights.h5"))
+    assert training.trained_updates(workdir, longer) == 6
+    assert training.trained_updates(workdir, cfg) == 6
