@@ -252,6 +252,9 @@ def export_run(workdir: str, *, out: str = "exported_models",
                  else None, "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                          time.gmtime()),
                  "source_run": os.path.abspath(workdir),
+                 # The config above is the run's; the artefact's sensor is
+                 # this one (same windows to float rounding).
+                 "glimpse_backend": model.sensor.backend,
                  # An unfinished run exports its latest checkpoint; say so.
                  "updates": training.trained_updates(workdir, config),
                  "planned_updates": config.train.steps}

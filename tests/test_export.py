@@ -53,6 +53,9 @@ def test_layout_and_manifest(exported):
         assert 0 <= entry["test_error"] <= 100
         assert entry["test_images"] == 10000
         assert entry["updates"] == entry["planned_updates"] == 3
+    assert manifest["artefacts"]["1"]["glimpse_backend"] == "matmul"
+    assert manifest["artefacts"]["model_fp32.tflite"][
+        "glimpse_backend"] == "gather"
     # SavedModel and TFLite score the same on the full test set.
     assert manifest["artefacts"]["1"]["test_error"] == manifest[
         "artefacts"]["model_fp32.tflite"]["test_error"]
