@@ -179,7 +179,7 @@ def exported_inference(model, config, images, repeats, steps) -> dict:
     d = config.data
     model.input_hwc = (d.canvas_size, d.canvas_size, d.channels)
     serving = export.serving_model(model)
-    tflite_model = export.serving_model(model, "gather")
+    tflite_model = export.serving_model(model, "tflite")
     result = {}
     with tempfile.TemporaryDirectory() as tmp:
         export.write_saved_model(serving, tmp + "/sm", config.train.mc_samples)

@@ -18,10 +18,9 @@ Signatures (public API, tested):
 Both artefacts come from a copy of the model with a builtin-op glimpse
 sensor (matmul for the SavedModel, gather for TFLite: each the faster there)
 and no nested XLA; the same windows as `tf.image.extract_glimpse`, to float
-rounding. Writes are atomic: a
-version is assembled in a hidden temporary folder and renamed into place,
-an existing version is never touched, and the manifest is replaced in one
-`os.replace`.
+rounding. Writes are atomic: a version is assembled in a hidden temporary
+folder and renamed into place, an existing version is never touched, and
+the manifest is replaced in one `os.replace`.
 """
 
 from __future__ import annotations
@@ -47,8 +46,12 @@ class ExportError(RuntimeError):
     """An export that cannot be made; nothing was written."""
 
 
+# The glimpse sensor each artefact format is built with (see serving_model).
+SENSOR_OF_FORMAT = {"saved_model": "matmul", "tflite": "gather"}
+
+
 def serving_model(model: RecurrentAttentionModel,
-                  backend: str = "matmul") -> RecurrentAttentionModel:
+                  fmt: str = "saved_model") -> RecurrentAttentionModel:
     """A copy of `model` with a builtin-op sensor and no nested XLA.
 
     TF Serving runs no XLA by default and TFLite needs builtin ops. The
@@ -58,7 +61,8 @@ def serving_model(model: RecurrentAttentionModel,
     if not isinstance(model, RecurrentAttentionModel):
         raise ExportError(f"only attention models (RAM, DRAM, L-DRAM) are "
                           f"exported; got {type(model).__name__}")
-    config = {**model.get_config(), "backend": backend, "xla_sensor": False}
+    config = {**model.get_config(), "backend": SENSOR_OF_FORMAT[fmt],
+              "xla_sensor": False}
     copy = type(model).from_config(config)
     h, w, c = model.input_hwc
     copy(tf.zeros([1, h, w, c]))
@@ -204,7 +208,9 @@ def export_run(workdir: str, *, out: str = "exported_models",
     config, trained = training.load_run(workdir)
     d = config.data
     trained.input_hwc = (d.canvas_size, d.canvas_size, d.channels)
-    model = serving_model(trained, "gather" if fmt == "tflite" else "matmul")
+    if fmt not in SENSOR_OF_FORMAT:
+        raise ExportError(f"format {fmt!r}; allowed: saved_model, tflite")
+    model = serving_model(trained, fmt)
     name = name or f"{config.model}_{config.task}"
     base = os.path.join(out, name)
     os.makedirs(base, exist_ok=True)
