@@ -55,6 +55,11 @@ OPTION_GROUPS = {
          click.Choice(["center", "random"]), "l_0"),
         ("--reinforce-weight", "policy.reinforce_weight", float,
          "lambda of the REINFORCE term"),
+        ("--gradient-scope", "policy.gradient_scope",
+         click.Choice(list(config_lib.GRADIENT_SCOPES)),
+         "layers REINFORCE and the baseline error train (DRAM: critic = "
+         "baseline error into the top layer and context, where = both; "
+         "RAM: location or all)"),
         ("--location-loss-weight", "policy.location_loss_weight", float,
          "L-DRAM gamma_0 (0: no location labels)"),
         ("--location-loss-decay", "policy.location_loss_decay", float,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import click
+import numpy as np
 
 from ram_tf import config as config_lib
 from ram_tf_cli.common import data_dir_option
@@ -90,16 +91,24 @@ def curves(runs, out, thresholds):
         logs[os.path.basename(os.path.normpath(run))] = plots.read_log(path)
     plots.learning_curves(logs, out)
     click.echo(out)
-    first = None
+    first_log = next(iter(logs.values()))
+    first_seen = float(np.nanmax(first_log["updates"])) if first_log else 0
     for threshold in thresholds:
+        first = None
         for i, (label, log) in enumerate(logs.items()):
-            reached = plots.updates_to_reach(log, threshold)
+            reached = plots.updates_to_reach(log, threshold) if log else None
             if i == 0:
                 first = reached
             text = ("not reached" if reached is None
                     else f"{reached:.0f} updates")
+            if i == 0 and reached is None:
+                text += f" in {first_seen:.0f}"
             speedup = ""
-            if i > 0 and reached and first:
+            if i > 0 and reached and first is not None:
                 speedup = f" (speed-up x{first / reached:.2f} vs first run)"
+            elif i > 0 and reached and first_seen > reached:
+                # The first run has not got there yet: a lower bound.
+                speedup = (f" (speed-up > x{first_seen / reached:.2f}: the "
+                           f"first run was not there after {first_seen:.0f})")
             click.echo(f"val acc >= {threshold:.0%}: {label}: {text}"
                        f"{speedup}")

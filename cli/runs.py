@@ -151,6 +151,9 @@ def benchmark(model_name, task, batch_size, mc_samples, repeats, steps,
     fit, step = result["train_fit"], result["train_step"]
     click.echo(f"{task}, {model_name}, batch {batch_size} x M {mc_samples} "
                f"(median of {repeats})")
+    cpu = result["machine"]
+    click.echo(f"machine:         {cpu['cpu_count']} x {cpu['cpu']} "
+               f"({', '.join(cpu['flags']) or 'no flags read'})")
     click.echo(f"matmul 2048^3:   {result['matmul']['gflops']:.0f} GFLOP/s")
     for name, r in (("train (fit):", fit), ("train step:", step)):
         click.echo(

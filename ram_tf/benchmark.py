@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from ram_tf import datasets
 from ram_tf.model import build_model
+from ram_tf.training import hardware
 from ram_tf.training import make_optimizer
 
 
@@ -166,6 +167,7 @@ def run(config, *, repeats: int = 5, steps: int = 20,
                        "keras": keras.__version__, "numpy": np.__version__}
     # Eigen (0) or oneDNN (1) CPU kernels; ram_tf defaults to Eigen.
     out["TF_ENABLE_ONEDNN_OPTS"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    out["machine"] = hardware()
     return out
 
 

@@ -22,6 +22,10 @@ BACKENDS = ("matmul", "gather", "extract_glimpse")  # of the glimpse sensor
 
 MODELS = ("ram", "dram", "ldram", "fc", "cnn")
 ATTENTION_MODELS = ("ram", "dram", "ldram")
+# The values of policy.gradient_scope (PolicyConfig): all four for DRAM;
+# "critic" and "where" name DRAM's top layer and context, which RAM lacks.
+GRADIENT_SCOPES = ("location", "critic", "where", "all")
+RAM_GRADIENT_SCOPES = ("location", "all")
 
 
 class ConfigError(ValueError):
@@ -88,6 +92,12 @@ class PolicyConfig:
       std: sigma of l_t ~ Normal(tanh(FC(h_t)), sigma), in [-1, 1] units.
       initial_location: "center" or "random" (uniform in [-1, 1]^2).
       reinforce_weight: lambda in CE + MSE + lambda * REINFORCE.
+      gradient_scope: which layers REINFORCE and the baseline error train
+        (`GRADIENT_SCOPES`): "location" the location and baseline networks
+        only (RAM); "critic" the baseline error also trains DRAM's top
+        core layer and context network, the pathway that feeds only the
+        policy (DRAM default); "where" REINFORCE too; "all" both reach
+        every layer, the bottom layer the classifier reads included.
       location_loss_weight, location_loss_decay: L-DRAM's gamma_t =
         gamma_0 * decay^floor(step / train.lr_decay_steps) on the squared
         distance between policy means and the true digit centre.
@@ -100,6 +110,9 @@ class PolicyConfig:
     std: float = 0.11  # reference.md; larger explores more, learns slower
     initial_location: str = "center"  # Mnih et al. start at the centre
     reinforce_weight: float = 1.0  # the location net sees only this term
+    # DRAM's default is "critic": REINFORCE in deep layers pinned the
+    # policy to the border (ram_tf.dram; README, "DRAM gradient routing").
+    gradient_scope: str = "location"
     location_loss_weight: float = 0.0  # L-DRAM gamma_0; 0 = no labels used
     location_loss_decay: float = 0.97  # gamma_0 * 0.97^floor(step / 1750)
     label_fraction: float = 1.0  # share of training digits with a centre
@@ -261,9 +274,11 @@ TASKS: dict[str, dict[str, dict[str, Any]]] = {
 # What each model changes from the defaults (reference.md).
 MODEL_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "ram": {},
-    "dram": {"core": {"core_layers": 2}, "glimpse": {"num_scales": 2}},
+    "dram": {"core": {"core_layers": 2}, "glimpse": {"num_scales": 2},
+             "policy": {"gradient_scope": "critic"}},
     "ldram": {"core": {"core_layers": 2}, "glimpse": {"num_scales": 2},
-              "policy": {"location_loss_weight": 1.0}},
+              "policy": {"gradient_scope": "critic",
+                         "location_loss_weight": 1.0}},
     "fc": {},
     "cnn": {},
 }
@@ -363,6 +378,13 @@ def validate(config: ExperimentConfig) -> None:
     need(p.initial_location in ("center", "random"),
          "policy.initial_location", p.initial_location,
          "allowed: center, random")
+    need(p.gradient_scope in GRADIENT_SCOPES, "policy.gradient_scope",
+         p.gradient_scope, "allowed: " + ", ".join(GRADIENT_SCOPES))
+    need(p.gradient_scope in RAM_GRADIENT_SCOPES or c.core_layers == 2,
+         "policy.gradient_scope", p.gradient_scope,
+         f"{p.gradient_scope!r} needs DRAM's two core layers "
+         "(core.core_layers=2); RAM allows "
+         + " or ".join(RAM_GRADIENT_SCOPES))
     need(p.reinforce_weight >= 0, "policy.reinforce_weight",
          p.reinforce_weight, "must be >= 0")
     need(0 <= d.min_distractors <= d.max_distractors, "data.min_distractors",

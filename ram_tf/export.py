@@ -239,7 +239,7 @@ def export_run(workdir: str, *, out: str = "exported_models",
                                   "a version (choose another --version)")
             write_saved_model(model, staging, config.train.mc_samples)
             key = str(version)
-        elif fmt == "tflite":
+        else:  # "tflite" (formats were checked above)
             sm_dir = os.path.join(staging, "saved_model")
             write_saved_model(model, sm_dir, config.train.mc_samples)
             rep = None
@@ -252,8 +252,6 @@ def export_run(workdir: str, *, out: str = "exported_models",
             tmp_file = os.path.join(staging, key)
             with open(tmp_file, "wb") as f:
                 f.write(blob)
-        else:
-            raise ExportError(f"format {fmt!r}; allowed: saved_model, tflite")
         entry = {"format": fmt, "quantize": quantize if fmt == "tflite"
                  else None, "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                          time.gmtime()),

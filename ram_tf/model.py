@@ -32,6 +32,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from ram_tf import config as config_lib
 from ram_tf import networks
 from ram_tf import reinforce
 from ram_tf.glimpse import GlimpseSensor
@@ -43,8 +44,6 @@ _TEST_METRICS = ("accuracy", "cross_entropy", "location_abs")
 
 @keras.saving.register_keras_serializable(package="ram_tf")
 class RecurrentAttentionModel(keras.Model):
-    _EXTRA_METRICS = ()  # trackers a subclass's extra_loss reports
-
     """RAM: glimpse sensor, glimpse network, LSTM core, policy, classifier.
 
     Args:
@@ -56,25 +55,38 @@ class RecurrentAttentionModel(keras.Model):
       std: policy sigma.
       initial_location: "center" (l_0 = (0, 0)) or "random" (uniform).
       reinforce_weight: lambda of the hybrid loss.
+      gradient_scope: "location" (RAM: REINFORCE trains the location
+        network alone, the baseline error the baseline network alone) or
+        "all" (both reach every layer below them); DRAM adds "critic" and
+        "where" (`ram_tf.dram`).
       mc_samples: M, rollouts per image in `train_step`.
       num_classes: 10 for MNIST.
       seed: seed of the location samples.
     """
+
+    _EXTRA_METRICS = ()  # trackers a subclass's extra_loss reports
+    GRADIENT_SCOPES = config_lib.RAM_GRADIENT_SCOPES  # DRAM: all four
 
     def __init__(self, glimpse_size=12, num_scales=3, num_glimpses=6,
                  backend="matmul", xla_sensor=False, glimpse_hidden=128,
                  location_hidden=128,
                  glimpse_units=256, core_units=256, std=0.11,
                  initial_location="center", reinforce_weight=1.0,
-                 mc_samples=10, num_classes=10, seed=0, **kwargs):
+                 gradient_scope="location", mc_samples=10, num_classes=10,
+                 seed=0, **kwargs):
         super().__init__(**kwargs)
+        if gradient_scope not in self.GRADIENT_SCOPES:
+            raise ValueError(
+                f"gradient_scope must be one of {self.GRADIENT_SCOPES} for "
+                f"{type(self).__name__}. Received: {gradient_scope!r}")
         self._args = dict(
             glimpse_size=glimpse_size, num_scales=num_scales,
             num_glimpses=num_glimpses, backend=backend, xla_sensor=xla_sensor,
             glimpse_hidden=glimpse_hidden, location_hidden=location_hidden,
             glimpse_units=glimpse_units, core_units=core_units, std=std,
             initial_location=initial_location,
-            reinforce_weight=reinforce_weight, mc_samples=mc_samples,
+            reinforce_weight=reinforce_weight,
+            gradient_scope=gradient_scope, mc_samples=mc_samples,
             num_classes=num_classes, seed=seed,
         )
         self.num_glimpses = num_glimpses
@@ -98,10 +110,8 @@ class RecurrentAttentionModel(keras.Model):
         self.policy_picks_first = False
         self.location_supervised = False
         # RAM: REINFORCE trains the location network alone (h_t is read
-        # under stop_gradient). DRAM sets this: its context network and top
-        # layer feed only the policy, so they learn from REINFORCE or not
-        # at all (Ba et al. 2015 train the whole network on it).
-        self.policy_trains_core = False
+        # under stop_gradient); `ram_tf.dram` explains DRAM's scopes.
+        self.gradient_scope = gradient_scope
         self.trackers = {
             name: keras.metrics.Mean(name=name)
             for name in dict.fromkeys(_TRAIN_METRICS + _TEST_METRICS
@@ -138,8 +148,10 @@ class RecurrentAttentionModel(keras.Model):
 
     def _act(self, h_top, index, sample, noise_seed, record):
         """l ~ pi(. | h_top): record (mu, draw, b, supervised mu), return l."""
-        mean = self.location_net(h_top,
-                                 stop_gradient=not self.policy_trains_core)
+        # Which losses may reach the layers below (`gradient_scope`).
+        detach_policy = self.gradient_scope in ("location", "critic")
+        detach_critic = self.gradient_scope == "location"
+        mean = self.location_net(h_top, stop_gradient=detach_policy)
         if sample and noise_seed is not None:
             draw = mean + self.std * tf.random.stateless_normal(
                 tf.shape(mean),
@@ -153,11 +165,12 @@ class RecurrentAttentionModel(keras.Model):
             draw = mean
         record["means"].append(mean)
         record["samples"].append(draw)
-        record["baselines"].append(self.baseline_net(h_top))
+        record["baselines"].append(
+            self.baseline_net(h_top, stop_gradient=detach_critic))
         if self.location_supervised:
             record["supervised"].append(
-                mean if self.policy_trains_core else
-                self.location_net(h_top, stop_gradient=False))
+                self.location_net(h_top, stop_gradient=False)
+                if detach_policy else mean)
         return tf.clip_by_value(draw, -1.0, 1.0)
 
     def call(self, images, training=False, sample=False, repeats=1,
@@ -289,7 +302,8 @@ def model_kwargs(config) -> dict:
         glimpse_hidden=c.glimpse_hidden, location_hidden=c.location_hidden,
         glimpse_units=c.glimpse_units, core_units=c.core_units,
         std=p.std, initial_location=p.initial_location,
-        reinforce_weight=p.reinforce_weight, mc_samples=t.mc_samples,
+        reinforce_weight=p.reinforce_weight,
+        gradient_scope=p.gradient_scope, mc_samples=t.mc_samples,
         seed=t.seed, name=config.model,
     )
     if c.core_layers == 2:

@@ -11,8 +11,9 @@ In RAM the location and baseline networks read `stop_gradient(h_t)`:
 REINFORCE trains only the location network and the squared error only the
 baseline, while the cross-entropy alone shapes the glimpse network and
 core. This is the routing of kevinzakka/recurrent-visual-attention
-(h_t.detach()) and is pinned by `tests/test_reinforce.py`. DRAM lets
-REINFORCE into the core (`ram_tf.dram`).
+(h_t.detach()) and is pinned by `tests/test_reinforce.py`. DRAM's gradient
+scopes let the baseline error (and under "where" REINFORCE) into its top
+core layer and context network (`ram_tf.dram`).
 """
 
 from __future__ import annotations
@@ -113,8 +114,8 @@ class LocationNetwork(keras.layers.Layer):
         self.fc.build(input_shape)
 
     def call(self, h, stop_gradient=True):
-        # stop_gradient=False only for the supervised location loss of
-        # L-DRAM, which may shape the core; REINFORCE never does.
+        # stop_gradient=False: REINFORCE (gradient scopes "where", "all")
+        # or L-DRAM's location loss also train the layers below.
         return self.fc(tf.stop_gradient(h) if stop_gradient else h)
 
 
@@ -129,8 +130,10 @@ class BaselineNetwork(keras.layers.Layer):
     def build(self, input_shape):
         self.fc.build(input_shape)
 
-    def call(self, h):
-        return self.fc(tf.stop_gradient(h))[:, 0]
+    def call(self, h, stop_gradient=True):
+        # stop_gradient=False: the squared error also trains the layers
+        # below (gradient scopes "critic", "where" and "all").
+        return self.fc(tf.stop_gradient(h) if stop_gradient else h)[:, 0]
 
 
 @keras.saving.register_keras_serializable(package=_REG)

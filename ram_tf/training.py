@@ -92,9 +92,19 @@ def _check_same_run(workdir: str, config: config_lib.ExperimentConfig):
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         return []
+    saved = _read_json(path)
+    if (saved.get("core", {}).get("core_layers") == 2
+            and "gradient_scope" not in saved.get("policy", {})):
+        # Its REINFORCE trained every layer and its baseline only itself:
+        # none of today's scopes. Loading it (evaluation, export) is fine.
+        raise RunDirError(
+            f"{workdir} holds a DRAM run started before "
+            "policy.gradient_scope existed, with a gradient routing that is "
+            "gone; it can still be evaluated and exported, but not resumed: "
+            "choose another --workdir")
     # Through the dataclasses, so fields added since the run started take
     # their defaults instead of counting as changes.
-    old = config_lib.ExperimentConfig.from_dict(_read_json(path)).to_dict()
+    old = config_lib.ExperimentConfig.from_dict(saved).to_dict()
     new = config.to_dict()
     diffs = [
         f"{g}.{k}: {old.get(g, {}).get(k)!r} -> {v!r}"
@@ -165,10 +175,35 @@ def versions() -> dict[str, str]:
     }
 
 
+# The CPU flags that set the matmul rate, as /proc/cpuinfo names them.
+VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16",
+                "amx_bf16")
+
+
 def hardware() -> dict[str, object]:
-    return {"machine": platform.machine(), "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
+    """Where a number was measured: CPU model, cores and the vector units
+    that set its matmul rate (machines of one kind differ: AVX2 only vs
+    AVX-512 with BF16), read from /proc/cpuinfo where there is one."""
+    info = {"machine": platform.machine(), "processor": platform.processor(),
+            "cpu": None, "flags": [], "cpu_count": os.cpu_count(),
             "gpus": len(tf.config.list_physical_devices("GPU"))}
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        return info
+    for line in text.splitlines():
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key == "model name" and info["cpu"] is None:
+            info["cpu"] = value  # x86; Arm lists "CPU part" instead
+        elif key == "flags":
+            have = set(value.split())
+            info["flags"] = [f for f in VECTOR_FLAGS if f in have]
+            break
+    if info["cpu"] is None:
+        info["cpu"] = platform.processor() or platform.machine()
+    return info
+
 
 
 def train_and_evaluate(

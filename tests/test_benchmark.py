@@ -1,11 +1,13 @@
 """Analytic FLOP counts against the built model's layer shapes."""
 
 import json
+import os
 
 from click.testing import CliRunner
 
 from ram_tf import benchmark
 from ram_tf import config as config_lib
+from ram_tf import training
 from ram_tf.model import build_model
 from ram_tf_cli.main import cli
 
@@ -65,10 +67,12 @@ def test_benchmark_command_prints_json(mnist_dir):
         assert key in figures
     assert figures["train_fit"]["rollouts_per_s"] > 0
     assert figures["inference"]["batch_256"]["images_per_s"] > 0
+    # The machine is recorded: figures only compare on like CPUs.
+    assert figures["machine"]["cpu_count"] == os.cpu_count()
+    assert set(figures["machine"]["flags"]) <= set(training.VECTOR_FLAGS)
 
 
 def test_importing_ram_tf_selects_eigen_kernels_unless_the_user_chose():
-    import os
     import subprocess
     import sys
 

@@ -43,15 +43,31 @@ def _groups(model):
     }
 
 
-@pytest.mark.parametrize("term,reached", [
-    # REINFORCE reaches the policy through r2 = LSTM2(r1): the whole
-    # network but the classifier and the baseline.
-    ("reinforce", {"context", "glimpse", "bottom", "top", "location"}),
-    ("cross_entropy", {"glimpse", "bottom", "action"}),
-    ("baseline_mse", {"baseline"}),
+WHERE = {"context", "top", "location", "baseline"}
+EVERY = WHERE | {"glimpse", "bottom"}
+
+
+@pytest.mark.parametrize("scope,term,reached", [
+    # "critic" (default): the baseline error trains the pathway that feeds
+    # only the policy (context, top layer), REINFORCE the location network.
+    ("critic", "reinforce", {"location"}),
+    ("critic", "baseline_mse", WHERE - {"location"}),
+    ("critic", "cross_entropy", {"glimpse", "bottom", "action"}),
+    # "where": REINFORCE trains that pathway too, never the bottom layer.
+    ("where", "reinforce", WHERE - {"baseline"}),
+    ("where", "baseline_mse", WHERE - {"location"}),
+    ("where", "cross_entropy", {"glimpse", "bottom", "action"}),
+    # "location": RAM's routing, each head trains itself alone.
+    ("location", "reinforce", {"location"}),
+    ("location", "baseline_mse", {"baseline"}),
+    ("location", "cross_entropy", {"glimpse", "bottom", "action"}),
+    # "all": through r2 = LSTM2(r1) into everything below.
+    ("all", "reinforce", EVERY - {"baseline"}),
+    ("all", "baseline_mse", EVERY - {"location"}),
+    ("all", "cross_entropy", {"glimpse", "bottom", "action"}),
 ])
-def test_gradient_routing(term, reached):
-    model = _model()
+def test_gradient_routing(scope, term, reached):
+    model = _model(gradient_scope=scope)
     images = tf.random.uniform([4, 16, 16, 1])
     labels = tf.repeat(tf.constant([0, 1, 2, 3]), 2)
     with tf.GradientTape(persistent=True) as tape:
@@ -61,7 +77,20 @@ def test_gradient_routing(term, reached):
                                       model.std)
     for name, variables in _groups(model).items():
         assert nonzero(tape.gradient(terms[term], variables)) == (
-            name in reached), (term, name)
+            name in reached), (scope, term, name)
+
+
+def test_ram_refuses_the_where_scope():
+    from ram_tf.model import RecurrentAttentionModel
+
+    with pytest.raises(ValueError, match="gradient_scope"):
+        RecurrentAttentionModel(gradient_scope="where")
+    with pytest.raises(config_lib.ConfigError, match="core_layers=2"):
+        config_lib.resolve("ram", "cluttered60",
+                           {"policy.gradient_scope": "where"})
+    assert config_lib.resolve(
+        "dram", "cluttered60").policy.gradient_scope == "critic"
+    assert _model().gradient_scope == "critic"
 
 
 def test_location_loss_matches_hand_computation():
@@ -99,15 +128,20 @@ def test_ldram_with_no_labels_is_dram():
                         data)["location_loss"] > 0
 
 
-def test_location_loss_reaches_the_core():
-    model = _model(location_loss_weight=1.0)
-    with tf.GradientTape() as tape:
-        out = model(tf.random.uniform([2, 16, 16, 1]))
-        loss = reinforce.location_loss(out["supervised"], tf.zeros([2, 2]),
-                                       tf.ones([2]))
-    grads = tape.gradient(loss, model.top_core.trainable_variables
-                          + model.context_net.trainable_variables)
-    assert nonzero(grads)
+@pytest.mark.parametrize("scope", ["location", "critic", "where", "all"])
+def test_location_loss_reaches_the_where_pathway(scope):
+    model = _model(location_loss_weight=1.0, gradient_scope=scope)
+    with tf.GradientTape(persistent=True) as tape:
+        out = model(tf.random.uniform([2, 16, 16, 1]), sample=True,
+                    repeats=2)
+        loss = reinforce.location_loss(out["supervised"], tf.zeros([4, 2]),
+                                       tf.ones([4]))
+    groups = _groups(model)
+    reached = {"context", "top", "location"} | (
+        {"bottom", "glimpse"} if scope == "all" else set())
+    for name, variables in groups.items():
+        assert nonzero(tape.gradient(loss, variables)) == (
+            name in reached), (scope, name)
 
 
 def test_fixed_label_subset_is_the_same_across_restarts(mnist_dir):

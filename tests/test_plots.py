@@ -36,3 +36,21 @@ def test_curves_command_prints_speed_up_and_writes_png(tmp_path):
     assert "ldram: 2000 updates (speed-up x2.00 vs first run)" in \
         result.output
     assert open(out, "rb").read(4) == b"\x89PNG"
+
+
+def test_curves_gives_a_lower_bound_when_the_first_run_is_short(tmp_path):
+    slow = _run(tmp_path, "dram", [0.5, 0.7, 0.85])  # 3,000 updates, < 90 %
+    fast = _run(tmp_path, "ldram", [0.93, 0.95, 0.97])
+    result = CliRunner().invoke(cli, ["curves", slow, fast, "--out",
+                                      str(tmp_path / "c.png"),
+                                      "--threshold", "0.9"])
+    assert result.exit_code == 0, result.output
+    assert "dram: not reached in 3000" in result.output
+    assert ("ldram: 1000 updates (speed-up > x3.00: the first run was not "
+            "there after 3000)") in result.output
+    # No bound when the first run had not even run as long.
+    short = _run(tmp_path, "short", [0.5])
+    result = CliRunner().invoke(cli, ["curves", short, fast, "--out",
+                                      str(tmp_path / "d.png"),
+                                      "--threshold", "0.9"])
+    assert "ldram: 1000 updates\n" in result.output

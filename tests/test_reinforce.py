@@ -66,17 +66,22 @@ def _groups(model):
     }
 
 
-@pytest.mark.parametrize("term,reached", [
-    ("reinforce", {"location"}),
-    ("cross_entropy", {"glimpse", "core", "action"}),
-    ("baseline_mse", {"baseline"}),
+@pytest.mark.parametrize("scope,term,reached", [
+    ("location", "reinforce", {"location"}),
+    ("location", "cross_entropy", {"glimpse", "core", "action"}),
+    ("location", "baseline_mse", {"baseline"}),
+    # "all": both policy terms also train the core and glimpse network.
+    ("all", "reinforce", {"location", "core", "glimpse"}),
+    ("all", "cross_entropy", {"glimpse", "core", "action"}),
+    ("all", "baseline_mse", {"baseline", "core", "glimpse"}),
 ])
-def test_each_term_reaches_only_its_networks(term, reached):
+def test_each_term_reaches_only_its_networks(scope, term, reached):
     tf.random.set_seed(0)
     model = RecurrentAttentionModel(glimpse_size=4, num_scales=2,
                                     num_glimpses=3, glimpse_hidden=8,
                                     location_hidden=8, glimpse_units=16,
-                                    core_units=16, std=0.2, seed=3)
+                                    core_units=16, std=0.2, seed=3,
+                                    gradient_scope=scope)
     images = tf.random.uniform([4, 16, 16, 1])
     labels = tf.constant([0, 1, 2, 3])
     model(images)
@@ -88,7 +93,7 @@ def test_each_term_reaches_only_its_networks(term, reached):
             out["samples"], out["baselines"], model.std)
     for name, variables in groups.items():
         grads = tape.gradient(terms[term], variables)
-        assert nonzero(grads) == (name in reached), (term, name)
+        assert nonzero(grads) == (name in reached), (scope, term, name)
 
 
 def test_rewards_are_argmax_hits():

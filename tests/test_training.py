@@ -81,6 +81,19 @@ def test_other_settings_in_the_same_workdir_are_refused(
                                     verbose=0, evaluate_test=False)
 
 
+def test_a_dram_run_older_than_gradient_scope_is_not_resumed(tmp_path):
+    # Its config.json has no policy.gradient_scope: its routing is gone.
+    workdir = tmp_path / "old_dram"
+    workdir.mkdir()
+    saved = config_lib.resolve("dram", "mnist28", TINY).to_dict()
+    del saved["policy"]["gradient_scope"]
+    (workdir / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(training.RunDirError, match="not resumed"):
+        training.train_and_evaluate(
+            config_lib.resolve("dram", "mnist28", TINY), str(workdir),
+            verbose=0, evaluate_test=False)
+
+
 def test_resuming_may_change_how_the_step_is_computed(
         mnist_dir, cache_dir, tmp_path, capsys):
     # A run started with the gather sensor resumes under the matmul
@@ -124,3 +137,15 @@ def test_sigkill_then_same_command_resumes(mnist_dir, cache_dir, tmp_path):
     assert "Epoch 1/" not in out.stdout
     results = json.load(open(os.path.join(workdir, "results.json")))
     assert results["updates"] == 2 * (done + 1)
+
+
+def test_hardware_reads_the_cpu_model_and_flags(monkeypatch, tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\n"
+                       "flags\t\t: fpu sse avx2 fma avx512f avx512_bf16\n")
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda p, *a, **k: real_open(
+        cpuinfo if p == "/proc/cpuinfo" else p, *a, **k))
+    info = training.hardware()
+    assert info["cpu"] == "Test CPU 9000"
+    assert info["flags"] == ["avx2", "fma", "avx512f", "avx512_bf16"]
