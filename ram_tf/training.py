@@ -128,8 +128,26 @@ def _epoch_plan(train: config_lib.TrainConfig) -> tuple[int, int]:
     return steps_per_epoch, math.ceil(train.steps / steps_per_epoch)
 
 
+class _UpdateCounter(keras.callbacks.Callback):
+    """Adds the optimizer's update count and learning rate to the epoch logs.
+
+    Listed before CSVLogger, so these columns reach log.csv too.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["updates"] = int(self.model.optimizer.iterations.numpy())
+            logs["learning_rate"] = float(
+                self.model.optimizer.learning_rate.numpy())
+
+
 class _Checkpointer(keras.callbacks.Callback):
-    """Saves model, optimizer, RNG state and progress at each epoch end."""
+    """Saves progress, then model, optimizer and RNG state, at each epoch end.
+
+    Listed last: the checkpoint is the commit point of an epoch. A kill
+    before it re-runs the epoch on resume (its log row is trimmed and
+    written again); a kill after it has already logged everything.
+    """
 
     def __init__(self, manager, epoch_var, progress_path, started, before):
         super().__init__()
@@ -138,18 +156,12 @@ class _Checkpointer(keras.callbacks.Callback):
         self.started, self.before = started, before
 
     def on_epoch_end(self, epoch, logs=None):
-        # Listed before CSVLogger, so these columns reach log.csv too.
-        if logs is not None:
-            iterations = self.model.optimizer.iterations
-            logs["updates"] = int(iterations.numpy())
-            logs["learning_rate"] = float(
-                self.model.optimizer.learning_rate.numpy())
-        self.epoch_var.assign(epoch + 1)
-        self.manager.save(checkpoint_number=epoch + 1)
         _write_json(self.progress_path, {
             "epochs_done": epoch + 1,
             "train_seconds": self.before + time.time() - self.started,
         })
+        self.epoch_var.assign(epoch + 1)
+        self.manager.save(checkpoint_number=epoch + 1)
 
 
 def _trim_csv(path: str, first_epoch: int) -> None:
@@ -273,11 +285,8 @@ def train_and_evaluate(
             label_mask=config.policy.label_mask, **data_kwargs,
         ).prefetch(tf.data.AUTOTUNE)
         val_ds = datasets.fixed_dataset(val_arrays).batch(500)
-        callbacks = [
-            _Checkpointer(manager, epoch_var, progress_path, time.time(),
-                          before),
-            keras.callbacks.CSVLogger(csv_path, append=True),
-        ]
+        callbacks = [_UpdateCounter(),
+                     keras.callbacks.CSVLogger(csv_path, append=True)]
         try:
             import tensorboard  # noqa: F401  (optional dependency)
 
@@ -285,6 +294,8 @@ def train_and_evaluate(
                 os.path.join(workdir, "tensorboard"), write_graph=False))
         except ImportError:
             pass
+        callbacks.append(_Checkpointer(manager, epoch_var, progress_path,
+                                       time.time(), before))
         model.fit(train_ds, validation_data=val_ds, epochs=epochs,
                   initial_epoch=initial_epoch,
                   steps_per_epoch=steps_per_epoch, callbacks=callbacks,

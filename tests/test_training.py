@@ -108,6 +108,38 @@ def test_resuming_may_change_how_the_step_is_computed(
         assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "1"]
 
 
+def test_kill_right_after_a_checkpoint_keeps_every_log_row(
+        mnist_dir, cache_dir, tmp_path, monkeypatch):
+    # The checkpoint is an epoch's commit point: everything the epoch
+    # logs is written before it, so a kill just after it loses no row.
+    import tensorflow as tf
+
+    save = tf.train.CheckpointManager.save
+    calls = []
+
+    def save_then_die(self, *args, **kwargs):
+        path = save(self, *args, **kwargs)
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed after the epoch-2 checkpoint")
+        return path
+
+    workdir = str(tmp_path / "run")
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        training.train_and_evaluate(tiny(9), workdir, verbose=0,
+                                    evaluate_test=False)
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
+    training.train_and_evaluate(tiny(9), workdir, verbose=0,
+                                evaluate_test=False)
+    with open(os.path.join(workdir, "log.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["0", "1", "2"]
+    assert [int(float(r["updates"])) for r in rows] == [3, 6, 9]
+    assert json.load(open(os.path.join(workdir, "progress.json")))[
+        "epochs_done"] == 3
+
+
 def test_sigkill_then_same_command_resumes(mnist_dir, cache_dir, tmp_path):
     workdir = str(tmp_path / "killed")
     cmd = [sys.executable, "-m", "ram_tf_cli.main", "train", "--task",
@@ -129,7 +161,9 @@ def test_sigkill_then_same_command_resumes(mnist_dir, cache_dir, tmp_path):
     done = json.load(open(progress))["epochs_done"]
     assert 2 <= done < 200
     # Same command, fewer total steps so the test ends: it must resume
-    # from the checkpoint, not start again.
+    # from the checkpoint, not start again. progress.json is written just
+    # before the checkpoint, so the checkpoint holds `done` or `done - 1`
+    # epochs; either way epoch done + 1 is still to run.
     cmd[cmd.index("400")] = str(2 * (done + 1))
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
