@@ -93,6 +93,10 @@ OPTION_GROUPS = {
         ("--seed", "train.seed", int, "weights, training data, samples"),
         ("--jit/--no-jit", "train.jit_compile", bool,
          "XLA-compile the whole train step"),
+        ("--precision", "train.precision",
+         click.Choice(config_lib.PRECISIONS),
+         "matmuls of the glimpse network and core in float32, or bfloat16 "
+         "(mixed_bfloat16; fast on CPUs with AVX512-BF16 or AMX)"),
     ],
 }
 FIELD_OF = {

@@ -8,6 +8,7 @@ import os
 import click
 
 from ram_tf import config as config_lib
+from ram_tf import cpu
 from ram_tf_cli.common import FIELD_OF
 from ram_tf_cli.common import GroupedCommand
 from ram_tf_cli.common import data_dir_option
@@ -42,6 +43,7 @@ def train(model_name, task, workdir, mnist_dir, data_dir, verbose,
     except config_lib.ConfigError as e:
         fail(str(e))
     workdir = workdir or os.path.join("runs", f"{model_name}_{task}")
+    cpu.prepare_tensorflow(cfg.train.precision)  # before TensorFlow loads
     from ram_tf import mnist
     from ram_tf import training
 
@@ -125,18 +127,23 @@ def data(task, split, count, out, mnist_dir, data_dir, **settings):
               help="timed blocks; the median is reported")
 @click.option("--steps", type=click.IntRange(1), default=20,
               help="updates per timed block")
+@click.option("--precision", type=click.Choice(config_lib.PRECISIONS),
+              default=None, help="train.precision of the timed model "
+              "(exports are float32 either way) [default: the train default]")
 @click.option("--json", "as_json", is_flag=True, help="print JSON only")
 @mnist_option
 @data_dir_option
 def benchmark(model_name, task, batch_size, mc_samples, repeats, steps,
-              as_json, mnist_dir, data_dir):
+              precision, as_json, mnist_dir, data_dir):
     """Training and inference speed, and the machine's matmul rate."""
     quiet_tensorflow()
     try:
         cfg = config_lib.resolve(model_name, task, {
-            "train.batch_size": batch_size, "train.mc_samples": mc_samples})
+            "train.batch_size": batch_size, "train.mc_samples": mc_samples,
+            "train.precision": precision})
     except config_lib.ConfigError as e:
         fail(str(e))
+    cpu.prepare_tensorflow(cfg.train.precision)  # before TensorFlow loads
     from ram_tf import benchmark as bench
     from ram_tf import mnist
 
@@ -151,10 +158,14 @@ def benchmark(model_name, task, batch_size, mc_samples, repeats, steps,
     fit, step = result["train_fit"], result["train_step"]
     click.echo(f"{task}, {model_name}, batch {batch_size} x M {mc_samples} "
                f"(median of {repeats})")
-    cpu = result["machine"]
-    click.echo(f"machine:         {cpu['cpu_count']} x {cpu['cpu']} "
-               f"({', '.join(cpu['flags']) or 'no flags read'})")
+    machine = result["machine"]
+    click.echo(f"machine:         {machine['cpu_count']} x {machine['cpu']} "
+               f"({', '.join(machine['flags']) or 'no flags read'})")
+    click.echo(f"precision:       {result['precision']}")
     click.echo(f"matmul 2048^3:   {result['matmul']['gflops']:.0f} GFLOP/s")
+    if "matmul_bf16" in result:
+        click.echo(f"bf16 matmul:     {result['matmul_bf16']['gflops']:.0f} "
+                   "GFLOP/s")
     for name, r in (("train (fit):", fit), ("train step:", step)):
         click.echo(
             f"{name:16} {r['ms_per_update']:.1f} ms/update, "

@@ -17,6 +17,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # (README, "Speed"). Read once, when TensorFlow loads: it takes effect only
 # if ram_tf is imported first (else it is left unset, so the benchmark's
 # record of it stays true), and a value the user set wins.
+# bfloat16 matmuls need oneDNN: `ram_tf.cpu.prepare_tensorflow` turns it
+# back on for train.precision="mixed_bfloat16" unless the user chose.
+ONEDNN_SET_BY_USER = "TF_ENABLE_ONEDNN_OPTS" in os.environ
 if "tensorflow" not in sys.modules:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 

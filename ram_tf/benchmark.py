@@ -8,7 +8,9 @@ Figures (median of `repeats` timed blocks after warm-up, with min and max):
 - inference: images/s of the deterministic policy at batch 1 and 256, for
   the Keras model and the exported SavedModel, and the TFLite fp32
   per-image latency (LiteRT interpreter);
-- matmul: dense float32 GFLOP/s of a 2048^3 matmul, the machine's yardstick.
+- matmul: dense float32 GFLOP/s of a 2048^3 matmul, the machine's yardstick
+  (and, when train.precision is mixed_bfloat16, matmul_bf16: the same in
+  bfloat16, what that step's matmuls could reach).
 
 Model figures are also given as a fraction of the matmul rate, using
 analytic FLOP counts (`model_flops`), so numbers compare across machines.
@@ -94,9 +96,10 @@ def _timed(fn, repeats: int, iterations: int) -> dict[str, float]:
             "max": max(per_iter)}
 
 
-def matmul_gflops(repeats: int = 5, n: int = 2048) -> dict[str, float]:
-    a = tf.random.uniform([n, n])
-    b = tf.random.uniform([n, n])
+def matmul_gflops(repeats: int = 5, n: int = 2048,
+                  dtype=tf.float32) -> dict[str, float]:
+    a = tf.cast(tf.random.uniform([n, n]), dtype)
+    b = tf.cast(tf.random.uniform([n, n]), dtype)
     f = tf.function(lambda: tf.matmul(a, b))
     s = _timed(lambda: f().numpy(), repeats, 5)
     flops = 2.0 * n**3
@@ -113,8 +116,10 @@ def run(config, *, repeats: int = 5, steps: int = 20,
     flops = model_flops(config)
     out = {"model": config.model, "task": config.task,
            "batch_size": t.batch_size, "mc_samples": t.mc_samples,
-           "flops": flops, "repeats": repeats}
+           "precision": t.precision, "flops": flops, "repeats": repeats}
     out["matmul"] = matmul_gflops(repeats)
+    if t.precision == "mixed_bfloat16":
+        out["matmul_bf16"] = matmul_gflops(repeats, dtype=tf.bfloat16)
     peak = out["matmul"]["gflops"] * 1e9
 
     model = build_model(config)

@@ -26,6 +26,8 @@ ATTENTION_MODELS = ("ram", "dram", "ldram")
 # "critic" and "where" name DRAM's top layer and context, which RAM lacks.
 GRADIENT_SCOPES = ("location", "critic", "where", "all")
 RAM_GRADIENT_SCOPES = ("location", "all")
+# train.precision: the glimpse network and core in float32 or bfloat16.
+PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 class ConfigError(ValueError):
@@ -158,6 +160,9 @@ class TrainConfig:
       steps_per_epoch: updates between validation runs and checkpoints.
       seed: seeds weights, training placements and location samples.
       jit_compile: XLA-compile the whole train step (not with extract_glimpse).
+      precision: "float32", or "mixed_bfloat16" (the glimpse network and
+        the core compute in bfloat16 with float32 weights; oneDNN kernels,
+        see `ram_tf.model`); exports are float32 either way.
     """
 
     steps: int = 60_000  # RAM in reference.md
@@ -171,6 +176,7 @@ class TrainConfig:
     steps_per_epoch: int = 1000  # a validation point every 1000 updates
     seed: int = 0
     jit_compile: bool = False  # whole-step XLA measured slower on CPU
+    precision: str = "float32"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -398,6 +404,8 @@ def validate(config: ExperimentConfig) -> None:
     need(t.mc_samples >= 1, "train.mc_samples", t.mc_samples, "must be >= 1")
     need(t.learning_rate > 0, "train.learning_rate", t.learning_rate,
          "must be > 0")
+    need(t.precision in PRECISIONS, "train.precision", t.precision,
+         "allowed: " + ", ".join(PRECISIONS))
     need(t.steps_per_epoch >= 1, "train.steps_per_epoch", t.steps_per_epoch,
          "must be >= 1")
     need(not (g.xla and g.backend == "extract_glimpse"), "glimpse.xla", g.xla,

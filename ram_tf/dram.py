@@ -119,7 +119,8 @@ class DeepRecurrentAttentionModel(RecurrentAttentionModel):
         self.context_net = ContextNetwork(context_size, context_filters,
                                           context_kernels, units,
                                           name="context_network")
-        self.top_core = networks.CoreNetwork(units, name="top_core_network")
+        self.top_core = networks.CoreNetwork(units, self.matmul_dtype,
+                                             name="top_core_network")
         self.policy_picks_first = True
         self.location_loss_weight = float(location_loss_weight)
         self.location_loss_decay = float(location_loss_decay)

@@ -25,6 +25,7 @@ the manifest is replaced in one `os.replace`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -52,9 +53,12 @@ SENSOR_OF_FORMAT = {"saved_model": "matmul", "tflite": "gather"}
 
 def serving_model(model: RecurrentAttentionModel,
                   fmt: str = "saved_model") -> RecurrentAttentionModel:
-    """A copy of `model` with a builtin-op sensor and no nested XLA.
+    """A float32 copy of `model` with a builtin-op sensor and no nested XLA.
 
-    TF Serving runs no XLA by default and TFLite needs builtin ops. The
+    Exports compute in float32 whatever `precision` trained them (the
+    weights are float32 either way): TFLite has no bfloat16 kernels and TF
+    Serving's CPUs may lack bfloat16 units. TF Serving runs no XLA by
+    default and TFLite needs builtin ops. The
     matmul sensor is the fastest SavedModel without XLA; in TFLite at batch
     1 the gather sensor is (1.4 vs 2.1 ms per image; README, "Speed").
     """
@@ -62,7 +66,7 @@ def serving_model(model: RecurrentAttentionModel,
         raise ExportError(f"only attention models (RAM, DRAM, L-DRAM) are "
                           f"exported; got {type(model).__name__}")
     config = {**model.get_config(), "backend": SENSOR_OF_FORMAT[fmt],
-              "xla_sensor": False}
+              "xla_sensor": False, "precision": "float32"}
     copy = type(model).from_config(config)
     h, w, c = model.input_hwc
     copy(tf.zeros([1, h, w, c]))
@@ -305,7 +309,9 @@ def keras_from_export(path: str):
         raise ExportError(f"no MANIFEST.json beside {version}")
     with open(manifest) as f:
         config = config_lib.ExperimentConfig.from_dict(json.load(f)["config"])
-    model = build_model(config)
+    # Computed as it was exported: in float32 (`serving_model`).
+    model = build_model(dataclasses.replace(config, train=dataclasses.replace(
+        config.train, precision="float32")))
     loaded = tf.saved_model.load(version)
     if len(loaded.variables) != len(model.variables):
         raise ExportError(f"{version} does not match its manifest's model")

@@ -37,6 +37,9 @@ from ram_tf import networks
 from ram_tf import reinforce
 from ram_tf.glimpse import GlimpseSensor
 
+# Values of `precision` (train.precision): see RecurrentAttentionModel.
+PRECISIONS = config_lib.PRECISIONS
+
 _TRAIN_METRICS = ("loss", "cross_entropy", "baseline_mse", "reinforce",
                   "reward", "accuracy", "location_abs")
 _TEST_METRICS = ("accuracy", "cross_entropy", "location_abs")
@@ -62,6 +65,10 @@ class RecurrentAttentionModel(keras.Model):
       mc_samples: M, rollouts per image in `train_step`.
       num_classes: 10 for MNIST.
       seed: seed of the location samples.
+      precision: "float32", or "mixed_bfloat16": the matmuls of the
+        glimpse network and the LSTM core (DRAM: both layers) take
+        bfloat16 operands (`ram_tf.networks`); weights, activations, the
+        sensor, the heads and the loss stay float32 (`PRECISIONS`).
     """
 
     _EXTRA_METRICS = ()  # trackers a subclass's extra_loss reports
@@ -73,8 +80,11 @@ class RecurrentAttentionModel(keras.Model):
                  glimpse_units=256, core_units=256, std=0.11,
                  initial_location="center", reinforce_weight=1.0,
                  gradient_scope="location", mc_samples=10, num_classes=10,
-                 seed=0, **kwargs):
+                 seed=0, precision="float32", **kwargs):
         super().__init__(**kwargs)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}. "
+                             f"Received: {precision!r}")
         if gradient_scope not in self.GRADIENT_SCOPES:
             raise ValueError(
                 f"gradient_scope must be one of {self.GRADIENT_SCOPES} for "
@@ -87,19 +97,23 @@ class RecurrentAttentionModel(keras.Model):
             initial_location=initial_location,
             reinforce_weight=reinforce_weight,
             gradient_scope=gradient_scope, mc_samples=mc_samples,
-            num_classes=num_classes, seed=seed,
+            num_classes=num_classes, seed=seed, precision=precision,
         )
         self.num_glimpses = num_glimpses
         self.std = float(std)
         self.initial_location = initial_location
         self.reinforce_weight = float(reinforce_weight)
         self.mc_samples = mc_samples
+        # bfloat16 operands for the glimpse network's and core's matmuls.
+        self.matmul_dtype = ("bfloat16" if precision == "mixed_bfloat16"
+                             else "float32")
         self.sensor = GlimpseSensor(glimpse_size, num_scales, backend,
                                     xla=xla_sensor, name="glimpse_sensor")
         self.glimpse_net = networks.GlimpseNetwork(
             glimpse_hidden, location_hidden, glimpse_units,
-            name="glimpse_network")
-        self.core = networks.CoreNetwork(core_units, name="core_network")
+            matmul_dtype=self.matmul_dtype, name="glimpse_network")
+        self.core = networks.CoreNetwork(core_units, self.matmul_dtype,
+                                         name="core_network")
         self.location_net = networks.LocationNetwork(name="location_network")
         self.baseline_net = networks.BaselineNetwork(name="baseline_network")
         self.action_net = networks.ActionNetwork(num_classes,
@@ -304,7 +318,7 @@ def model_kwargs(config) -> dict:
         std=p.std, initial_location=p.initial_location,
         reinforce_weight=p.reinforce_weight,
         gradient_scope=p.gradient_scope, mc_samples=t.mc_samples,
-        seed=t.seed, name=config.model,
+        seed=t.seed, precision=t.precision, name=config.model,
     )
     if c.core_layers == 2:
         kwargs.update(

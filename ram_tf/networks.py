@@ -7,6 +7,13 @@
 - `ActionNetwork` f_a: class logits from the last core output.
 - `BaselineNetwork` f_b: b_t, the expected reward, from h_t.
 
+Precision: `GlimpseNetwork` and `CoreNetwork` take `matmul_dtype`. With
+"bfloat16" their matmuls (forward and backward, ~90 % of a RAM update's
+FLOPs) take bfloat16 operands, which oneDNN runs on AVX512-BF16 / AMX; the
+weights, biases, activations, LSTM cell state and everything downstream stay
+float32 (`dense` and `lstm_step`). Only the matmuls: bfloat16 element-wise
+ops ran slower than float32 ones here (README, "Speed").
+
 In RAM the location and baseline networks read `stop_gradient(h_t)`:
 REINFORCE trains only the location network and the squared error only the
 baseline, while the cross-entropy alone shapes the glimpse network and
@@ -22,6 +29,44 @@ import keras
 import tensorflow as tf
 
 _REG = "ram_tf"
+MATMUL_DTYPES = ("float32", "bfloat16")
+
+
+def matmul(x, w, dtype):
+    """x @ w with both operands cast to `dtype`, the product in float32.
+
+    x [B, n], w [n, m] -> [B, m]. With float32 this is `tf.matmul`; with
+    bfloat16 the product is rounded to bfloat16 (8 significant bits)
+    before it is cast back, as oneDNN returns it.
+    """
+    if dtype == "float32":
+        return tf.matmul(x, w)
+    return tf.cast(tf.matmul(tf.cast(x, dtype), tf.cast(w, dtype)),
+                   tf.float32)
+
+
+def dense(layer, x, dtype):
+    """`layer(x)` for a built `keras.layers.Dense`, its matmul in `dtype`:
+    activation(x @ kernel + bias), bias and activation in float32."""
+    if dtype == "float32":
+        return layer(x)
+    return layer.activation(tf.nn.bias_add(matmul(x, layer.kernel, dtype),
+                                           layer.bias))
+
+
+def lstm_step(cell, x, h, c, dtype):
+    """One step of a built `keras.layers.LSTMCell`, its matmuls in `dtype`.
+
+      z = x W + h U + b;  i, f, g, o = split(z, 4)
+      c' = sigmoid(f) * c + sigmoid(i) * tanh(g);  h' = sigmoid(o) * tanh(c')
+
+    x [B, D], h and c [B, units] -> (h', c'). Gates and state in float32.
+    """
+    z = (matmul(x, cell.kernel, dtype) + matmul(h, cell.recurrent_kernel, dtype)
+         + cell.bias)
+    i, f, g, o = tf.split(z, 4, axis=1)
+    c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+    return tf.sigmoid(o) * tf.tanh(c), c
 
 
 @keras.saving.register_keras_serializable(package=_REG)
@@ -31,15 +76,16 @@ class GlimpseNetwork(keras.layers.Layer):
     Call arguments:
       inputs: (patches [B, k, g, g, C], locations [B, 2]).
 
-    Output shape: [B, units].
+    Output shape: [B, units]. `matmul_dtype`: see the module docstring.
     """
 
     def __init__(self, glimpse_hidden=128, location_hidden=128, units=256,
-                 **kwargs):
+                 matmul_dtype="float32", **kwargs):
         super().__init__(**kwargs)
         self.glimpse_hidden = glimpse_hidden
         self.location_hidden = location_hidden
         self.units = units
+        self.matmul_dtype = matmul_dtype
         self.fc_glimpse = keras.layers.Dense(glimpse_hidden, "relu",
                                              name="fc_glimpse")
         self.fc_location = keras.layers.Dense(location_hidden, "relu",
@@ -60,13 +106,15 @@ class GlimpseNetwork(keras.layers.Layer):
     def call(self, inputs):
         patches, locations = inputs
         flat = tf.reshape(patches, [tf.shape(patches)[0], -1])
-        h_g = self.fc_glimpse(flat)
-        h_l = self.fc_location(tf.stop_gradient(locations))
-        return tf.nn.relu(self.fc_what(h_g) + self.fc_where(h_l))
+        fc = lambda layer, x: dense(layer, x, self.matmul_dtype)  # noqa: E731
+        h_g = fc(self.fc_glimpse, flat)
+        h_l = fc(self.fc_location, tf.stop_gradient(locations))
+        return tf.nn.relu(fc(self.fc_what, h_g) + fc(self.fc_where, h_l))
 
     def get_config(self):
         return {**super().get_config(), "glimpse_hidden": self.glimpse_hidden,
-                "location_hidden": self.location_hidden, "units": self.units}
+                "location_hidden": self.location_hidden, "units": self.units,
+                "matmul_dtype": self.matmul_dtype}
 
 
 @keras.saving.register_keras_serializable(package=_REG)
@@ -76,12 +124,14 @@ class CoreNetwork(keras.layers.Layer):
     Call arguments:
       inputs: g_t [B, D]; states: [h [B, units], c [B, units]].
 
-    Returns: (h_t [B, units], [h_t, c_t]).
+    Returns: (h_t [B, units], [h_t, c_t]). `matmul_dtype`: see the module
+    docstring; with "float32" the step is Keras's own `LSTMCell`.
     """
 
-    def __init__(self, units=256, **kwargs):
+    def __init__(self, units=256, matmul_dtype="float32", **kwargs):
         super().__init__(**kwargs)
         self.units = units
+        self.matmul_dtype = matmul_dtype
         self.cell = keras.layers.LSTMCell(units, name="lstm")
 
     def build(self, input_shape):
@@ -92,11 +142,16 @@ class CoreNetwork(keras.layers.Layer):
         return [zeros, zeros]
 
     def call(self, inputs, states):
-        h, new_states = self.cell(inputs, states)
-        return h, list(new_states)
+        if self.matmul_dtype == "float32":
+            h, new_states = self.cell(inputs, states)
+            return h, list(new_states)
+        h, c = lstm_step(self.cell, inputs, states[0], states[1],
+                         self.matmul_dtype)
+        return h, [h, c]
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units}
+        return {**super().get_config(), "units": self.units,
+                "matmul_dtype": self.matmul_dtype}
 
 
 @keras.saving.register_keras_serializable(package=_REG)

@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from ram_tf import __version__
 from ram_tf import config as config_lib
+from ram_tf import cpu
 from ram_tf import datasets
 from ram_tf import evaluation
 from ram_tf.model import build_model
@@ -82,10 +83,12 @@ def _read_json(path: str):
 # Settings a resumed run may change: the total steps (the schedule and the
 # data stream do not depend on it), and how the glimpse sensor is computed,
 # which gives the same numbers to float rounding (backends, the sensor's
-# own XLA). Not train.jit_compile: under XLA the policy's random draws
-# come from another generator algorithm.
+# own XLA), and the matmul precision (bfloat16 operands round each product
+# to 8 significant bits; a run may carry on in float32 on a CPU without
+# bfloat16 units). Not train.jit_compile: under XLA the policy's random
+# draws come from another generator algorithm.
 _MAY_CHANGE_ON_RESUME = {("train", "steps"), ("glimpse", "backend"),
-                         ("glimpse", "xla")}
+                         ("glimpse", "xla"), ("train", "precision")}
 
 
 def _check_same_run(workdir: str, config: config_lib.ExperimentConfig):
@@ -187,35 +190,14 @@ def versions() -> dict[str, str]:
     }
 
 
-# The CPU flags that set the matmul rate, as /proc/cpuinfo names them.
-VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16",
-                "amx_bf16")
-
-
 def hardware() -> dict[str, object]:
     """Where a number was measured: CPU model, cores and the vector units
     that set its matmul rate (machines of one kind differ: AVX2 only vs
     AVX-512 with BF16), read from /proc/cpuinfo where there is one."""
-    info = {"machine": platform.machine(), "processor": platform.processor(),
-            "cpu": None, "flags": [], "cpu_count": os.cpu_count(),
-            "gpus": len(tf.config.list_physical_devices("GPU"))}
-    try:
-        with open("/proc/cpuinfo") as f:
-            text = f.read()
-    except OSError:
-        return info
-    for line in text.splitlines():
-        key, _, value = (part.strip() for part in line.partition(":"))
-        if key == "model name" and info["cpu"] is None:
-            info["cpu"] = value  # x86; Arm lists "CPU part" instead
-        elif key == "flags":
-            have = set(value.split())
-            info["flags"] = [f for f in VECTOR_FLAGS if f in have]
-            break
-    if info["cpu"] is None:
-        info["cpu"] = platform.processor() or platform.machine()
-    return info
-
+    return {"machine": platform.machine(), "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "gpus": len(tf.config.list_physical_devices("GPU")),
+            "onednn": cpu.onednn_enabled(), **cpu.cpu_info()}
 
 
 def train_and_evaluate(
@@ -241,6 +223,7 @@ def train_and_evaluate(
               "numbers to float rounding)", flush=True)
     _write_json(os.path.join(workdir, "config.json"), config.to_dict())
     t = config.train
+    cpu.prepare_tensorflow(t.precision)  # warns if bf16 would be emulated
     keras.utils.set_random_seed(t.seed)
 
     data_kwargs = dict(mnist_dir=mnist_dir, data_dir=data_dir)

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from ram_tf import benchmark
 from ram_tf import config as config_lib
-from ram_tf import training
+from ram_tf import cpu
 from ram_tf.model import build_model
 from ram_tf_cli.main import cli
 
@@ -69,7 +69,18 @@ def test_benchmark_command_prints_json(mnist_dir):
     assert figures["inference"]["batch_256"]["images_per_s"] > 0
     # The machine is recorded: figures only compare on like CPUs.
     assert figures["machine"]["cpu_count"] == os.cpu_count()
-    assert set(figures["machine"]["flags"]) <= set(training.VECTOR_FLAGS)
+    assert set(figures["machine"]["flags"]) <= set(cpu.VECTOR_FLAGS)
+    assert figures["precision"] == "float32" and "matmul_bf16" not in figures
+
+
+def test_benchmark_in_bf16_also_times_the_bf16_matmul(mnist_dir):
+    result = CliRunner().invoke(cli, [
+        "benchmark", "--task", "mnist28", "--batch-size", "2",
+        "--mc-samples", "2", "--repeats", "1", "--steps", "2",
+        "--precision", "mixed_bfloat16"])
+    assert result.exit_code == 0, result.output
+    assert "precision:       mixed_bfloat16" in result.output
+    assert "bf16 matmul:" in result.output
 
 
 def test_importing_ram_tf_selects_eigen_kernels_unless_the_user_chose():

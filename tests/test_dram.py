@@ -66,8 +66,9 @@ EVERY = WHERE | {"glimpse", "bottom"}
     ("all", "baseline_mse", EVERY - {"location"}),
     ("all", "cross_entropy", {"glimpse", "bottom", "action"}),
 ])
-def test_gradient_routing(scope, term, reached):
-    model = _model(gradient_scope=scope)
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_gradient_routing(scope, term, reached, precision):
+    model = _model(gradient_scope=scope, precision=precision)
     images = tf.random.uniform([4, 16, 16, 1])
     labels = tf.repeat(tf.constant([0, 1, 2, 3]), 2)
     with tf.GradientTape(persistent=True) as tape:

@@ -75,13 +75,16 @@ def _groups(model):
     ("all", "cross_entropy", {"glimpse", "core", "action"}),
     ("all", "baseline_mse", {"baseline", "core", "glimpse"}),
 ])
-def test_each_term_reaches_only_its_networks(scope, term, reached):
+# bfloat16 matmuls (train.precision) must not change the routing.
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_each_term_reaches_only_its_networks(scope, term, reached,
+                                             precision):
     tf.random.set_seed(0)
     model = RecurrentAttentionModel(glimpse_size=4, num_scales=2,
                                     num_glimpses=3, glimpse_hidden=8,
                                     location_hidden=8, glimpse_units=16,
                                     core_units=16, std=0.2, seed=3,
-                                    gradient_scope=scope)
+                                    gradient_scope=scope, precision=precision)
     images = tf.random.uniform([4, 16, 16, 1])
     labels = tf.constant([0, 1, 2, 3])
     model(images)

@@ -1,0 +1,191 @@
+"""train.precision: bfloat16 matmuls against NumPy and Keras references, the
+model under mixed_bfloat16, exports in float32, and the oneDNN switch."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ram_tf import config as config_lib
+from ram_tf import cpu
+from ram_tf import networks
+from ram_tf.model import build_model
+
+
+def to_bf16(a):
+    """float32 -> the nearest bfloat16 (ties to even), as float32 (NumPy)."""
+    u = np.asarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
+    return u.astype(np.uint32).view(np.float32)
+
+
+def test_bf16_rounding_reference():
+    # 1 + 2^-8 lies halfway between 1 and 1 + 2^-7: ties go to even (1).
+    x = np.array([1.0, 1 + 2**-8, 1 + 3 * 2**-8, -2.5, 1e-3], np.float32)
+    np.testing.assert_array_equal(
+        to_bf16(x), tf.cast(tf.cast(x, tf.bfloat16), tf.float32).numpy())
+    assert to_bf16(x)[1] == 1.0 and to_bf16(x)[2] == 1 + 2**-6
+
+
+def test_bf16_matmul_matches_numpy_rounding():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(7, 33)).astype(np.float32)
+    w = rng.normal(size=(33, 5)).astype(np.float32)
+    got = networks.matmul(tf.constant(x), tf.constant(w), "bfloat16")
+    assert got.dtype == tf.float32
+    # Operands rounded to 8 significant bits, the product exact, then
+    # rounded once more; fp32 accumulation may move it by one bf16 step.
+    want = to_bf16((to_bf16(x).astype(np.float64)
+                    @ to_bf16(w).astype(np.float64)).astype(np.float32))
+    np.testing.assert_allclose(got.numpy(), want, rtol=2**-7, atol=1e-6)
+    exact = x.astype(np.float64) @ w
+    assert np.abs(got.numpy() - exact).max() > 1e-4  # really bf16
+    np.testing.assert_array_equal(
+        networks.matmul(tf.constant(x), tf.constant(w), "float32").numpy(),
+        tf.matmul(x, w).numpy())
+
+
+def test_dense_matches_keras_dense():
+    layer = keras.layers.Dense(6, "relu")
+    x = tf.random.stateless_normal([5, 9], [1, 2])
+    layer.build(x.shape)
+    want = layer(x).numpy()
+    np.testing.assert_allclose(networks.dense(layer, x, "float32"), want)
+    got = networks.dense(layer, x, "bfloat16").numpy()
+    np.testing.assert_allclose(got, want, atol=3e-2, rtol=2e-2)
+    assert (got >= 0).all()  # the activation is applied
+
+
+def test_lstm_step_matches_keras_lstm_cell():
+    # The gate math (order i, f, g, o; sigmoid gates) of lstm_step is
+    # checked in float32 against Keras's LSTMCell, an independent
+    # implementation; bf16 then differs only by matmul rounding.
+    cell = keras.layers.LSTMCell(8)
+    x = tf.random.stateless_normal([4, 5], [3, 4])
+    h = tf.random.stateless_normal([4, 8], [5, 6])
+    c = tf.random.stateless_normal([4, 8], [7, 8])
+    cell.build(x.shape)
+    # A non-zero bias so that a wrong gate order would show.
+    cell.bias.assign(tf.random.stateless_normal([32], [9, 9]))
+    want_h, (_, want_c) = cell(x, [h, c])
+    got_h, got_c = networks.lstm_step(cell, x, h, c, "float32")
+    np.testing.assert_allclose(got_h, want_h, atol=1e-6)
+    np.testing.assert_allclose(got_c, want_c, atol=1e-6)
+    bf_h, bf_c = networks.lstm_step(cell, x, h, c, "bfloat16")
+    assert bf_h.dtype == bf_c.dtype == tf.float32
+    np.testing.assert_allclose(bf_h, want_h, atol=3e-2)
+    np.testing.assert_allclose(bf_c, want_c, atol=3e-2)
+    assert np.abs(bf_h - want_h).max() > 0
+
+
+TINY = {"glimpse.num_glimpses": 3, "core.glimpse_hidden": 8,
+        "core.location_hidden": 8, "core.glimpse_units": 16,
+        "core.core_units": 16, "train.mc_samples": 2}
+
+
+@pytest.mark.parametrize("model_name", ["ram", "dram"])
+def test_mixed_bfloat16_model_is_the_float32_model_to_rounding(model_name):
+    configs = [config_lib.resolve(model_name, "mnist28",
+                                  {**TINY, "train.precision": p})
+               for p in ("float32", "mixed_bfloat16")]
+    fp32, bf16 = (build_model(c) for c in configs)
+    bf16.set_weights(fp32.get_weights())
+    assert all(w.dtype == "float32" for w in bf16.weights)
+    images = tf.random.stateless_uniform([6, 28, 28, 1], [0, 1])
+    want, got = fp32(images), bf16(images)
+    for key in ("logits", "locations", "baselines"):
+        assert got[key].dtype == tf.float32
+        np.testing.assert_allclose(got[key], want[key], atol=0.05)
+    assert np.abs(got["logits"] - want["logits"]).max() > 0  # not fp32
+
+
+def test_precision_is_validated():
+    with pytest.raises(config_lib.ConfigError, match="train.precision.*"
+                       "allowed: float32, mixed_bfloat16"):
+        config_lib.resolve("ram", "mnist28", {"train.precision": "fp16"})
+
+
+def test_export_of_a_bf16_run_computes_in_float32():
+    from ram_tf import export
+
+    config = config_lib.resolve("ram", "mnist28",
+                                {**TINY, "train.precision": "mixed_bfloat16"})
+    model = build_model(config)
+    model.input_hwc = (28, 28, 1)
+    served = export.serving_model(model, "saved_model")
+    assert served.matmul_dtype == "float32"
+    assert served.glimpse_net.matmul_dtype == served.core.matmul_dtype == (
+        "float32")
+
+
+def test_cpu_info_reads_model_and_vector_flags(tmp_path):
+    path = tmp_path / "cpuinfo"
+    path.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\n"
+                    "flags\t\t: fpu sse2 avx2 fma avx512f amx_bf16 amx_tile\n"
+                    "processor\t: 1\nmodel name\t: Test CPU 9000\n")
+    info = cpu.cpu_info(str(path))
+    assert info == {"cpu": "Test CPU 9000",
+                    "flags": ["avx2", "fma", "avx512f", "amx_bf16"]}
+    assert cpu.has_native_bf16(info["flags"])
+    assert not cpu.has_native_bf16(["avx2", "fma"])
+    assert cpu.cpu_info(str(tmp_path / "missing"))["flags"] == []
+
+
+def _onednn_after_prepare(env):
+    code = ("import ram_tf, os; from ram_tf import cpu; "
+            "cpu.prepare_tensorflow('mixed_bfloat16'); "
+            "print(os.environ['TF_ENABLE_ONEDNN_OPTS'])")
+    env = {k: v for k, v in os.environ.items()
+           if k != "TF_ENABLE_ONEDNN_OPTS"} | env
+    out = subprocess.run([sys.executable, "-c", code], env=env,
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_bf16_turns_onednn_on_unless_the_user_chose():
+    assert _onednn_after_prepare({}) == "1"
+    assert _onednn_after_prepare({"TF_ENABLE_ONEDNN_OPTS": "0"}) == "0"
+
+
+def test_bf16_with_onednn_off_warns():
+    # TensorFlow already loaded with oneDNN off: too late to switch.
+    code = ("import os, warnings; os.environ['TF_ENABLE_ONEDNN_OPTS'] = '0'; "
+            "import tensorflow; from ram_tf import cpu\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always')\n"
+            "    cpu.prepare_tensorflow('mixed_bfloat16')\n"
+            "    cpu.prepare_tensorflow('float32')\n"
+            "print(cpu.onednn_enabled(), [str(x.message) for x in w])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.startswith("False [")
+    assert out.count("TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow loads") == 1
+
+
+def test_cli_trains_in_bf16_and_resumes_in_float32(mnist_dir, cache_dir,
+                                                   tmp_path):
+    from click.testing import CliRunner
+
+    from ram_tf_cli.main import cli
+
+    workdir = str(tmp_path / "run")
+    args = ["train", "--task", "mnist28", "--workdir", workdir,
+            "--steps-per-epoch", "2", "--batch-size", "4", "--mc-samples",
+            "2", "--num-glimpses", "2", "--core-units", "8",
+            "--glimpse-units", "8", "--verbose", "0"]
+    runner = CliRunner()
+    first = runner.invoke(cli, args + ["--steps", "2", "--precision",
+                                       "mixed_bfloat16"])
+    assert first.exit_code == 0, first.output
+    config = json.load(open(os.path.join(workdir, "config.json")))
+    assert config["train"]["precision"] == "mixed_bfloat16"
+    again = runner.invoke(cli, args + ["--steps", "4", "--precision",
+                                       "float32"])
+    assert again.exit_code == 0, again.output
+    results = json.load(open(os.path.join(workdir, "results.json")))
+    assert results["updates"] == 4
