@@ -97,11 +97,24 @@ def test_mixed_bfloat16_model_is_the_float32_model_to_rounding(model_name):
     bf16.set_weights(fp32.get_weights())
     assert all(w.dtype == "float32" for w in bf16.weights)
     images = tf.random.stateless_uniform([6, 28, 28, 1], [0, 1])
+    # One glimpse step at the same locations: the core outputs differ by
+    # matmul rounding only. (Whole rollouts may not: the sensor cuts
+    # windows at whole pixels, so a slightly moved l_t can see other
+    # pixels; that is the policy's discontinuity, not an error.)
+    location = tf.random.stateless_uniform([6, 2], [2, 3], -0.5, 0.5)
+    steps = [m.step(images, location, m.begin(images, 1)[0])
+             for m in (fp32, bf16)]
+    for want, got in zip(steps[0][:2], steps[1][:2]):  # h_class, h_top
+        assert got.dtype == tf.float32
+        np.testing.assert_allclose(got, want, atol=0.02)
+        assert np.abs(got - want).max() > 0  # really bf16
+    # The first action (RAM: after the centre glimpse; DRAM: from the
+    # float32 context network) and its baseline.
     want, got = fp32(images), bf16(images)
-    for key in ("logits", "locations", "baselines"):
-        assert got[key].dtype == tf.float32
-        np.testing.assert_allclose(got[key], want[key], atol=0.05)
-    assert np.abs(got["logits"] - want["logits"]).max() > 0  # not fp32
+    np.testing.assert_allclose(got["means"][:, 0], want["means"][:, 0],
+                               atol=0.02)
+    np.testing.assert_allclose(got["baselines"][:, 0],
+                               want["baselines"][:, 0], atol=0.02)
 
 
 def test_precision_is_validated():
