@@ -29,7 +29,6 @@ import keras
 import tensorflow as tf
 
 _REG = "ram_tf"
-MATMUL_DTYPES = ("float32", "bfloat16")
 
 
 def matmul(x, w, dtype):
