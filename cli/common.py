@@ -97,6 +97,9 @@ OPTION_GROUPS = {
          click.Choice(config_lib.PRECISIONS),
          "matmuls of the glimpse network and core in float32, or bfloat16 "
          "(mixed_bfloat16; fast on CPUs with AVX512-BF16 or AMX)"),
+        ("--chains", "train.chains", click.IntRange(min=0),
+         "batch slices computed concurrently, one per group of cores "
+         "(0: automatic, 2 on a multi-core CPU)"),
     ],
 }
 FIELD_OF = {

@@ -130,17 +130,20 @@ def data(task, split, count, out, mnist_dir, data_dir, **settings):
 @click.option("--precision", type=click.Choice(config_lib.PRECISIONS),
               default=None, help="train.precision of the timed model "
               "(exports are float32 either way) [default: the train default]")
+@click.option("--chains", type=click.IntRange(min=0), default=None,
+              help="train.chains of the timed model (0: automatic) "
+              "[default: the train default]")
 @click.option("--json", "as_json", is_flag=True, help="print JSON only")
 @mnist_option
 @data_dir_option
 def benchmark(model_name, task, batch_size, mc_samples, repeats, steps,
-              precision, as_json, mnist_dir, data_dir):
+              precision, chains, as_json, mnist_dir, data_dir):
     """Training and inference speed, and the machine's matmul rate."""
     quiet_tensorflow()
     try:
         cfg = config_lib.resolve(model_name, task, {
             "train.batch_size": batch_size, "train.mc_samples": mc_samples,
-            "train.precision": precision})
+            "train.precision": precision, "train.chains": chains})
     except config_lib.ConfigError as e:
         fail(str(e))
     cpu.prepare_tensorflow(cfg.train.precision)  # before TensorFlow loads
@@ -161,7 +164,8 @@ def benchmark(model_name, task, batch_size, mc_samples, repeats, steps,
     machine = result["machine"]
     click.echo(f"machine:         {machine['cpu_count']} x {machine['cpu']} "
                f"({', '.join(machine['flags']) or 'no flags read'})")
-    click.echo(f"precision:       {result['precision']}")
+    click.echo(f"precision:       {result['precision']}, "
+               f"{result['chains']} rollout chain(s)")
     click.echo(f"matmul 2048^3:   {result['matmul']['gflops']:.0f} GFLOP/s")
     if "matmul_bf16" in result:
         click.echo(f"bf16 matmul:     {result['matmul_bf16']['gflops']:.0f} "

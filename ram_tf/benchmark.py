@@ -6,11 +6,15 @@ Figures (median of `repeats` timed blocks after warm-up, with min and max):
 - train_step: the same step on one fixed batch (the model alone);
 - data: training canvases/s of the tf.data pipeline alone;
 - inference: images/s of the deterministic policy at batch 1 and 256, for
-  the Keras model and the exported SavedModel, and the TFLite fp32
-  per-image latency (LiteRT interpreter);
+  the Keras model (its rollout chains) and the exported SavedModel, and
+  the TFLite fp32 per-image latency (LiteRT interpreter). The exported
+  artefacts are timed in a fresh process with TensorFlow's own defaults
+  (oneDNN kernels, every core in each op), as a server would load them,
+  not under the training process's kernel and thread choices;
 - matmul: dense float32 GFLOP/s of a 2048^3 matmul, the machine's yardstick
   (and, when train.precision is mixed_bfloat16, matmul_bf16: the same in
-  bfloat16, what that step's matmuls could reach).
+  bfloat16, what that step's matmuls could reach); with c rollout chains,
+  c such products at once, as every core then works on its own op.
 
 Model figures are also given as a fraction of the matmul rate, using
 analytic FLOP counts (`model_flops`), so numbers compare across machines.
@@ -18,14 +22,19 @@ analytic FLOP counts (`model_flops`), so numbers compare across machines.
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from ram_tf import cpu
 from ram_tf import datasets
 from ram_tf.model import build_model
 from ram_tf.training import hardware
@@ -96,13 +105,15 @@ def _timed(fn, repeats: int, iterations: int) -> dict[str, float]:
             "max": max(per_iter)}
 
 
-def matmul_gflops(repeats: int = 5, n: int = 2048,
-                  dtype=tf.float32) -> dict[str, float]:
+def matmul_gflops(repeats: int = 5, n: int = 2048, dtype=tf.float32,
+                  parallel: int = 1) -> dict[str, float]:
+    """Dense n^3 matmul rate; `parallel` independent products at once, so
+    that with a pool of cores / chains threads per op every core works."""
     a = tf.cast(tf.random.uniform([n, n]), dtype)
     b = tf.cast(tf.random.uniform([n, n]), dtype)
-    f = tf.function(lambda: tf.matmul(a, b))
-    s = _timed(lambda: f().numpy(), repeats, 5)
-    flops = 2.0 * n**3
+    f = tf.function(lambda: [tf.matmul(a + i, b) for i in range(parallel)])
+    s = _timed(lambda: [x.numpy() for x in f()], repeats, 5)
+    flops = 2.0 * n**3 * parallel
     return {"gflops": flops / s["median"] / 1e9,
             "gflops_min": flops / s["max"] / 1e9,
             "gflops_max": flops / s["min"] / 1e9}
@@ -112,17 +123,24 @@ def run(config, *, repeats: int = 5, steps: int = 20,
         mnist_dir=None, data_dir=None) -> dict:
     """All figures for one config; see the module docstring."""
     t = config.train
+    # Before the first op: it fixes TensorFlow's thread pools.
+    chains, note = cpu.configure_chains(t.chains)
     rollouts = t.batch_size * t.mc_samples
     flops = model_flops(config)
     out = {"model": config.model, "task": config.task,
            "batch_size": t.batch_size, "mc_samples": t.mc_samples,
-           "precision": t.precision, "flops": flops, "repeats": repeats}
-    out["matmul"] = matmul_gflops(repeats)
+           "precision": t.precision, "chains": chains, "flops": flops,
+           "repeats": repeats}
+    if note:
+        out["chains_note"] = note
+    out["matmul"] = matmul_gflops(repeats, parallel=chains)
     if t.precision == "mixed_bfloat16":
-        out["matmul_bf16"] = matmul_gflops(repeats, dtype=tf.bfloat16)
+        out["matmul_bf16"] = matmul_gflops(repeats, dtype=tf.bfloat16,
+                                           parallel=chains)
     peak = out["matmul"]["gflops"] * 1e9
 
     model = build_model(config)
+    model.chains = chains
     model.compile(optimizer=make_optimizer(t), jit_compile=t.jit_compile)
     ds = datasets.train_dataset(config.data, t.batch_size, t.seed,
                                 mnist_dir=mnist_dir, data_dir=data_dir)
@@ -154,7 +172,7 @@ def run(config, *, repeats: int = 5, steps: int = 20,
                                flops["train_update"], peak)
 
     out["inference"] = {}
-    infer = tf.function(lambda x: model(x)["logits"])
+    infer = tf.function(lambda x: model.rollouts(x)["logits"])
     for size in (1, 256):
         x = tf.repeat(batch["image"][:1], size, axis=0)
         iters = max(1, steps * 4 // max(1, size // 32))
@@ -177,38 +195,59 @@ def run(config, *, repeats: int = 5, steps: int = 20,
 
 
 def exported_inference(model, config, images, repeats, steps) -> dict:
-    """images/s of the SavedModel (batch 1, 256) and TFLite fp32 latency."""
-    import tempfile
-
+    """images/s of the SavedModel (batch 1, 256) and TFLite fp32 latency,
+    timed by `time_exported` in a fresh process with TensorFlow's defaults.
+    """
     from ram_tf import export
-    from ram_tf import inference
 
     d = config.data
     model.input_hwc = (d.canvas_size, d.canvas_size, d.channels)
     serving = export.serving_model(model)
     tflite_model = export.serving_model(model, "tflite")
-    result = {}
     with tempfile.TemporaryDirectory() as tmp:
         export.write_saved_model(serving, tmp + "/sm", config.train.mc_samples)
-        sm = inference.load_exported(tmp + "/sm")
         export.write_saved_model(tflite_model, tmp + "/sm_tflite",
                                  config.train.mc_samples)
-        tflite_path = tmp + "/model.tflite"
-        with open(tflite_path, "wb") as f:
+        with open(tmp + "/model.tflite", "wb") as f:
             f.write(export.tflite_bytes(tmp + "/sm_tflite"))
-        tfl = inference.load_exported(tflite_path)
-        one = images[:1].numpy()
-        for size in (1, 256):
-            x = np.repeat(one, size, axis=0)
-            iters = max(1, steps * 4 // max(1, size // 32))
-            s = _timed(lambda: sm(x), repeats, iters)
-            result[f"saved_model_batch_{size}"] = {
-                "images_per_s": size / s["median"],
-                "spread_images_per_s": [size / s["max"], size / s["min"]]}
-        s = _timed(lambda: tfl(one), repeats, steps * 10)
-        result["tflite_fp32_batch_1"] = {
-            "ms_per_image": 1000 * s["median"],
-            "spread_ms": [1000 * s["min"], 1000 * s["max"]]}
+        np.save(tmp + "/image.npy", images[:1].numpy())
+        # TensorFlow's own kernel default (oneDNN on x86), not ram_tf's.
+        env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1"}
+        code = ("import json, sys; from ram_tf.benchmark import "
+                "time_exported; print(json.dumps(time_exported(*sys.argv[1:"
+                "2], *map(int, sys.argv[2:]))))")
+        done = subprocess.run(
+            [sys.executable, "-c", code, tmp, str(repeats), str(steps)],
+            env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError("timing the exported models failed:\n"
+                               + done.stderr[-2000:])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["process"] = "fresh, TensorFlow defaults (oneDNN, all cores)"
+    return result
+
+
+def time_exported(folder: str, repeats: int, steps: int) -> dict:
+    """Time `folder`/sm (SavedModel) and `folder`/model.tflite on copies of
+    `folder`/image.npy [1, H, W, C], in the calling process."""
+    from ram_tf import inference
+
+    sm = inference.load_exported(folder + "/sm")
+    tfl = inference.load_exported(folder + "/model.tflite")
+    one = np.load(folder + "/image.npy")
+    result = {}
+    for size in (1, 256):
+        x = np.repeat(one, size, axis=0)
+        iters = max(1, steps * 4 // max(1, size // 32))
+        s = _timed(lambda: sm(x), repeats, iters)
+        result[f"saved_model_batch_{size}"] = {
+            "images_per_s": size / s["median"],
+            "spread_images_per_s": [size / s["max"], size / s["min"]]}
+    s = _timed(lambda: tfl(one), repeats, steps * 10)
+    result["tflite_fp32_batch_1"] = {
+        "ms_per_image": 1000 * s["median"],
+        "spread_ms": [1000 * s["min"], 1000 * s["max"]]}
+    result["onednn"] = cpu.onednn_enabled()
     return result
 
 

@@ -163,6 +163,10 @@ class TrainConfig:
       precision: "float32", or "mixed_bfloat16" (the glimpse network and
         the core compute in bfloat16 with float32 weights; oneDNN kernels,
         see `ram_tf.model`); exports are float32 either way.
+      chains: independent slices of each batch computed concurrently, one
+        per group of cores (`ram_tf.cpu.plan_chains`); 0 = automatic (2 on
+        a multi-core CPU). The same numbers for any count, to float
+        rounding.
     """
 
     steps: int = 60_000  # RAM in reference.md
@@ -177,6 +181,7 @@ class TrainConfig:
     seed: int = 0
     jit_compile: bool = False  # whole-step XLA measured slower on CPU
     precision: str = "float32"
+    chains: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -404,6 +409,8 @@ def validate(config: ExperimentConfig) -> None:
     need(t.mc_samples >= 1, "train.mc_samples", t.mc_samples, "must be >= 1")
     need(t.learning_rate > 0, "train.learning_rate", t.learning_rate,
          "must be > 0")
+    need(isinstance(t.chains, int) and t.chains >= 0, "train.chains",
+         t.chains, "an integer >= 0 (0: automatic)")
     need(t.precision in PRECISIONS, "train.precision", t.precision,
          "allowed: " + ", ".join(PRECISIONS))
     need(t.steps_per_epoch >= 1, "train.steps_per_epoch", t.steps_per_epoch,

@@ -1,5 +1,15 @@
-"""What this CPU can do, read without TensorFlow, and the kernel library
-TensorFlow should load for a given matmul precision.
+"""What this CPU can do, read without TensorFlow, the kernel library
+TensorFlow should load for a given matmul precision, and its thread pools
+for a number of rollout chains.
+
+Chains (`train.chains`, `RecurrentAttentionModel.rollouts`): c independent
+slices of a batch, each run by TensorFlow's inter-op threads with
+cores / c intra-op threads per op. On 2 cores 2 chains of one thread each
+ran a translated60 update 1.15-1.2x faster than one chain on both threads;
+2 chains on 2 intra-op threads were slower (README, "Speed"). The intra-op
+pool is fixed when TensorFlow's runtime starts, so `configure_chains` must
+run before the first TensorFlow op (the CLI and `train_and_evaluate` call
+it first).
 
 TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, when it loads. ram_tf's import
 defaults it to "0" (Eigen kernels: faster float32 updates on AVX2 machines,
@@ -80,3 +90,52 @@ def prepare_tensorflow(precision: str) -> None:
             "kernels off: bfloat16 matmuls are emulated and slower than "
             "float32. Set TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow loads "
             "(the ram-tf CLI does this itself).", stacklevel=2)
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (affinity, else the count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def plan_chains(setting: int, cores: int, gpus: int = 0) -> tuple[int, int]:
+    """(chains, intra-op threads per op) for train.chains = `setting`.
+
+    0 is automatic: 2 chains on a CPU with 2 or more cores and no GPU (a
+    GPU runs one big batch better), else 1. One chain keeps TensorFlow's
+    own pool (threads 0: all cores).
+    """
+    chains = setting if setting > 0 else (2 if cores >= 2 and not gpus
+                                          else 1)
+    return chains, (0 if chains == 1 else max(1, cores // chains))
+
+
+def configure_chains(setting: int) -> tuple[int, str | None]:
+    """Size TensorFlow's intra-op pool for `plan_chains(setting)`.
+
+    Returns (chains to run, a note or None). Too late to change the pool
+    (TensorFlow already ran an op with another one): the automatic
+    setting falls back to 1 chain, an explicit one is kept, and the note
+    says so (chains on a shared pool ran slower than one chain).
+    """
+    import tensorflow as tf
+
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    chains, threads = plan_chains(setting, usable_cores(), gpus)
+    current = tf.config.threading.get_intra_op_parallelism_threads()
+    if chains == 1 or current == threads:
+        return chains, None
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        return chains, None
+    except RuntimeError:
+        pool = f"{current} intra-op threads" if current else "all cores"
+        if setting == 0:
+            return 1, (f"1 rollout chain: TensorFlow already started with "
+                       f"{pool} per op; 2 chains need {threads} (set "
+                       "train.chains before TensorFlow runs its first op)")
+        return chains, (f"{chains} rollout chains on {pool} per op instead "
+                        f"of {threads}: slower than 1 chain; configure "
+                        "chains before TensorFlow runs its first op")

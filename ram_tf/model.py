@@ -25,6 +25,15 @@ hooks; its l_0 is an action too, so it has T actions instead of T - 1.)
 `train_step` (REINFORCE, `ram_tf.reinforce`) repeats every image M times
 with independent location samples; `test_step` scores the deterministic
 policy (l_t = mu_t). Randomness comes from the model's `SeedGenerator`.
+
+Chains (`rollouts`, used by `train_step` and `test_step`): the batch is cut
+into `model.chains` slices whose rollouts are independent subgraphs, so
+TensorFlow's inter-op threads run them at the same time, one core each
+(with the intra-op pool set to cores / chains: `ram_tf.cpu`). The
+recurrence is a chain of small ops that leaves a second core idle about
+half the time; two chains fill it (README, "Speed"). The policy noise of
+a training batch is drawn once, before the cut, so the numbers do not
+depend on the chain count (to float rounding of the gradient sum).
 """
 
 from __future__ import annotations
@@ -119,6 +128,9 @@ class RecurrentAttentionModel(keras.Model):
         self.action_net = networks.ActionNetwork(num_classes,
                                                  name="action_network")
         self.seed_generator = keras.random.SeedGenerator(seed)
+        # Independent batch slices in train_step / test_step (`rollouts`):
+        # how this machine computes, not part of the model or its config.
+        self.chains = 1
         # RAM: l_0 is fixed or uniform, not a policy action (DRAM differs),
         # and no location labels are used (L-DRAM differs).
         self.policy_picks_first = False
@@ -160,13 +172,20 @@ class RecurrentAttentionModel(keras.Model):
         h, state = self.core(g, state)
         return h, h, state
 
-    def _act(self, h_top, index, sample, noise_seed, record):
+    @property
+    def num_actions(self) -> int:
+        """A: locations the policy picks per rollout (RAM T - 1, DRAM T)."""
+        return self.num_glimpses - 1 + int(self.policy_picks_first)
+
+    def _act(self, h_top, index, sample, noise_seed, noise, record):
         """l ~ pi(. | h_top): record (mu, draw, b, supervised mu), return l."""
         # Which losses may reach the layers below (`gradient_scope`).
         detach_policy = self.gradient_scope in ("location", "critic")
         detach_critic = self.gradient_scope == "location"
         mean = self.location_net(h_top, stop_gradient=detach_policy)
-        if sample and noise_seed is not None:
+        if sample and noise is not None:
+            draw = tf.stop_gradient(mean + self.std * noise[:, index])
+        elif sample and noise_seed is not None:
             draw = mean + self.std * tf.random.stateless_normal(
                 tf.shape(mean),
                 tf.random.experimental.stateless_fold_in(noise_seed, index))
@@ -188,7 +207,7 @@ class RecurrentAttentionModel(keras.Model):
         return tf.clip_by_value(draw, -1.0, 1.0)
 
     def call(self, images, training=False, sample=False, repeats=1,
-             noise_seed=None, step_logits=False):
+             noise_seed=None, noise=None, step_logits=False):
         """Unroll T glimpses over `repeats` copies of each image.
 
         Args:
@@ -206,7 +225,8 @@ class RecurrentAttentionModel(keras.Model):
         images = tf.convert_to_tensor(images, tf.float32)
         record = {"means": [], "samples": [], "baselines": [],
                   "supervised": []}
-        act = lambda h, i: self._act(h, i, sample, noise_seed, record)  # noqa
+        act = lambda h, i: self._act(h, i, sample, noise_seed,  # noqa: E731
+                                     noise, record)
         shared_first = (repeats > 1 and self.initial_location == "center"
                         and not self.policy_picks_first)
         if shared_first:
@@ -245,6 +265,46 @@ class RecurrentAttentionModel(keras.Model):
                 [self.action_net(x) for x in hiddens], axis=1)
         return out
 
+    def rollouts(self, images, training=False, sample=False, repeats=1,
+                 noise=None):
+        """`call` on `self.chains` slices of the batch, outputs concatenated.
+
+        Slice c holds images [s_c, s_{c+1}) and rows [s_c M, s_{c+1} M),
+        so the rows keep `call`'s order (copy j of image i at i * M + j).
+        The slices share no op until the concatenation: TensorFlow runs
+        them concurrently. When sampling without `noise`, it is drawn here
+        once, [B * M, A, 2], and sliced like the rows (a random l_0, RAM's
+        initial_location="random", is still drawn per slice).
+        """
+        images = tf.convert_to_tensor(images, tf.float32)
+        if sample and noise is None:
+            noise = keras.random.normal(
+                [tf.shape(images)[0] * repeats, self.num_actions, 2],
+                seed=self.seed_generator)
+        kwargs = dict(training=training, sample=sample, repeats=repeats)
+        batch = images.shape[0]
+        # No empty slice when the batch size is known; sizes differ by at
+        # most one image (with an unknown batch a slice may be empty).
+        chains = self.chains if batch is None else min(self.chains, batch)
+        if chains == 1:
+            return self(images, noise=noise, **kwargs)
+        if batch is None:
+            batch = tf.shape(images)[0]
+            sizes = tf.stack([batch // chains
+                              + tf.cast(c < batch % chains, tf.int32)
+                              for c in range(chains)])
+        else:
+            sizes = [batch // chains + int(c < batch % chains)
+                     for c in range(chains)]
+        parts = tf.split(images, sizes, num=chains)
+        rows = (sizes * repeats if isinstance(sizes, tf.Tensor)
+                else [n * repeats for n in sizes])
+        noises = (tf.split(noise, rows, num=chains)
+                  if noise is not None else [None] * chains)
+        outs = [self(x, noise=z, **kwargs) for x, z in zip(parts, noises)]
+        return {key: tf.concat([o[key] for o in outs], axis=0)
+                for key in outs[0]}
+
     # -- training ---------------------------------------------------------
 
     @property
@@ -266,7 +326,8 @@ class RecurrentAttentionModel(keras.Model):
         # M copies of each image with independent location samples.
         labels_m = tf.repeat(tf.cast(labels, tf.int32), m, axis=0)
         with tf.GradientTape() as tape:
-            out = self(images, training=True, sample=True, repeats=m)
+            out = self.rollouts(images, training=True, sample=True,
+                                repeats=m)
             terms = reinforce.hybrid_loss(
                 out["logits"], labels_m, out["means"], out["samples"],
                 out["baselines"], self.std, self.reinforce_weight)
@@ -292,7 +353,7 @@ class RecurrentAttentionModel(keras.Model):
         return tf.reduce_mean(tf.abs(out["locations"][:, first:]))
 
     def test_step(self, data):
-        out = self(data["image"], training=False)
+        out = self.rollouts(data["image"], training=False)
         labels = tf.cast(data["label"], tf.int32)
         return self._record({
             "accuracy": tf.reduce_mean(reinforce.rewards(out["logits"],

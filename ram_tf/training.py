@@ -85,10 +85,12 @@ def _read_json(path: str):
 # which gives the same numbers to float rounding (backends, the sensor's
 # own XLA), and the matmul precision (bfloat16 operands round each product
 # to 8 significant bits; a run may carry on in float32 on a CPU without
-# bfloat16 units). Not train.jit_compile: under XLA the policy's random
-# draws come from another generator algorithm.
+# bfloat16 units), and the rollout chains (the same draws, only the
+# gradient's summation order differs). Not train.jit_compile: under XLA the
+# policy's random draws come from another generator algorithm.
 _MAY_CHANGE_ON_RESUME = {("train", "steps"), ("glimpse", "backend"),
-                         ("glimpse", "xla"), ("train", "precision")}
+                         ("glimpse", "xla"), ("train", "precision"),
+                         ("train", "chains")}
 
 
 def _check_same_run(workdir: str, config: config_lib.ExperimentConfig):
@@ -224,15 +226,22 @@ def train_and_evaluate(
     _write_json(os.path.join(workdir, "config.json"), config.to_dict())
     t = config.train
     cpu.prepare_tensorflow(t.precision)  # warns if bf16 would be emulated
+    # Before TensorFlow's first op, which fixes its thread pools.
+    chains, note = cpu.configure_chains(t.chains)
+    if note and verbose:
+        print(note, flush=True)
     keras.utils.set_random_seed(t.seed)
 
     data_kwargs = dict(mnist_dir=mnist_dir, data_dir=data_dir)
     val_arrays = datasets.fixed_arrays(config.data, "validation",
                                        cache_dir=cache_dir, **data_kwargs)
     model = build_model(config)
+    chains = chains if hasattr(model, "chains") else 1  # not the baselines
+    model.chains = chains
     if verbose:
         print(f"{config.model} on {config.task}: "
-              f"{model.count_params():,} parameters", flush=True)
+              f"{model.count_params():,} parameters, {chains} rollout "
+              f"chain{'s' if chains > 1 else ''}", flush=True)
     optimizer = make_optimizer(t)
     optimizer.build(model.trainable_variables)
     model.compile(optimizer=optimizer, jit_compile=t.jit_compile)
@@ -290,7 +299,7 @@ def train_and_evaluate(
         "epochs": epochs, "steps_per_epoch": steps_per_epoch,
         "train_seconds": _read_json(progress_path)["train_seconds"],
         "hardware": hardware(), "versions": versions(),
-        "parameters": int(model.count_params()),
+        "parameters": int(model.count_params()), "chains": chains,
     }
     if evaluate_test:
         results.update(score(model, config, mnist_dir=mnist_dir,
