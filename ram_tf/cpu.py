@@ -4,8 +4,8 @@ for a number of rollout chains.
 
 Chains (`train.chains`, `RecurrentAttentionModel.rollouts`): c independent
 slices of a batch, each run by TensorFlow's inter-op threads with
-cores / c intra-op threads per op. On 2 cores 2 chains of one thread each
-ran a translated60 update 1.15-1.2x faster than one chain on both threads;
+cores / c intra-op threads per op. On 2 cores, 2 chains of one thread each
+ran translated60 updates 1.1-1.4x faster than one chain on both threads;
 2 chains on 2 intra-op threads were slower (README, "Speed"). The intra-op
 pool is fixed when TensorFlow's runtime starts, so `configure_chains` must
 run before the first TensorFlow op (the CLI and `train_and_evaluate` call
