@@ -236,8 +236,10 @@ def train_and_evaluate(
     val_arrays = datasets.fixed_arrays(config.data, "validation",
                                        cache_dir=cache_dir, **data_kwargs)
     model = build_model(config)
-    chains = chains if hasattr(model, "chains") else 1  # not the baselines
-    model.chains = chains
+    if hasattr(model, "chains"):
+        model.chains = chains
+    else:
+        chains = 1  # the baselines: one Keras forward pass
     if verbose:
         print(f"{config.model} on {config.task}: "
               f"{model.count_params():,} parameters, {chains} rollout "
