@@ -24,16 +24,23 @@ from ram_tf_cli.common import quiet_tensorflow
 @click.option("--version", "version", type=click.IntRange(1), default=None,
               help="SavedModel version [default: next free number]")
 @click.option("--out", default="exported_models", help="exported-models dir")
+@click.option("--chains", type=click.IntRange(1), default=2, show_default=True,
+              help="SavedModel only: batch slices computed concurrently; "
+              "serve with one intra-op thread per core's slice (README, "
+              "\"Serving\"); 1: no slicing")
 @click.option("--no-score", is_flag=True,
               help="skip measuring the artefact's test error")
 @mnist_option
 @data_dir_option
-def export(workdir, fmt, quantize, name, version, out, no_score, mnist_dir,
-           data_dir):
+def export(workdir, fmt, quantize, name, version, out, chains, no_score,
+           mnist_dir, data_dir):
     """Export a run as a TF Serving SavedModel or a TFLite file."""
     quiet_tensorflow()
     if quantize != "none" and fmt != "tflite":
         fail("--quantize applies to --format tflite only")
+    if chains != 2 and fmt != "saved_model":
+        fail("--chains applies to --format saved_model only (TFLite serves "
+             "batch 1)")
     from ram_tf import export as export_lib
     from ram_tf import mnist
     from ram_tf import training
@@ -41,7 +48,8 @@ def export(workdir, fmt, quantize, name, version, out, no_score, mnist_dir,
     try:
         entry = export_lib.export_run(
             workdir, out=out, name=name, version=version, fmt=fmt,
-            quantize=quantize, mnist_dir=mnist_dir, data_dir=data_dir,
+            quantize=quantize, chains=chains, mnist_dir=mnist_dir,
+            data_dir=data_dir,
             score=not no_score)
     except (export_lib.ExportError, training.RunDirError,
             mnist.MnistNotFoundError) as e:

@@ -183,13 +183,15 @@ def benchmark(model_name, task, batch_size, mc_samples, repeats, steps,
         click.echo(f"Keras inference {key.replace('_', ' ')}: "
                    f"{r['images_per_s']:.0f} images/s")
     exported = result["exported"]
-    for size in (1, 256):
-        r = exported[f"saved_model_batch_{size}"]
-        click.echo(f"SavedModel batch {size}: {r['images_per_s']:.0f} "
-                   "images/s")
-    click.echo(f"TFLite fp32 batch 1: "
-               f"{exported['tflite_fp32_batch_1']['ms_per_image']:.2f} "
-               "ms/image")
+    for key, threads in (("tf_defaults", "default threads"),
+                         ("intra_op_1", "1 intra-op thread")):
+        for size in (1, 256):
+            r = exported[key][f"saved_model_batch_{size}"]
+            click.echo(f"SavedModel ({exported['saved_model_chains']} "
+                       f"chains, {threads}) batch {size}: "
+                       f"{r['images_per_s']:.0f} images/s")
+    tflite = exported["tf_defaults"]["tflite_fp32_batch_1"]
+    click.echo(f"TFLite fp32 batch 1: {tflite['ms_per_image']:.2f} ms/image")
     click.echo(f"FLOPs: {result['flops']['train_update'] / 1e9:.2f} G per "
                f"update, {result['flops']['forward_per_image'] / 1e6:.2f} M "
                "per image (deterministic inference)")

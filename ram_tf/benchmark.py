@@ -8,9 +8,11 @@ Figures (median of `repeats` timed blocks after warm-up, with min and max):
 - inference: images/s of the deterministic policy at batch 1 and 256, for
   the Keras model (its rollout chains) and the exported SavedModel, and
   the TFLite fp32 per-image latency (LiteRT interpreter). The exported
-  artefacts are timed in a fresh process with TensorFlow's own defaults
-  (oneDNN kernels, every core in each op), as a server would load them,
-  not under the training process's kernel and thread choices;
+  artefacts (the SavedModel with `ram-tf export`'s 2 rollout chains) are
+  timed in fresh processes with TensorFlow's own kernels (oneDNN), not
+  under the training process's kernel and thread choices: once with the
+  default thread pools, once with one intra-op thread per op (the serving
+  setting for chains);
 - matmul: dense float32 GFLOP/s of a 2048^3 matmul, the machine's yardstick
   (and, when train.precision is mixed_bfloat16, matmul_bf16: the same in
   bfloat16, what that step's matmuls could reach); with c rollout chains,
@@ -196,14 +198,19 @@ def run(config, *, repeats: int = 5, steps: int = 20,
 
 def exported_inference(model, config, images, repeats, steps) -> dict:
     """images/s of the SavedModel (batch 1, 256) and TFLite fp32 latency,
-    timed by `time_exported` in a fresh process with TensorFlow's defaults.
+    timed by `time_exported` in fresh processes: one with TensorFlow's
+    defaults (oneDNN, every core in each op), as a server loads them
+    untuned, and one with one intra-op thread per op, the serving setting
+    for the export's rollout chains (`ram_tf.export`).
     """
     from ram_tf import export
 
     d = config.data
     model.input_hwc = (d.canvas_size, d.canvas_size, d.channels)
-    serving = export.serving_model(model)
+    chains = EXPORT_CHAINS
+    serving = export.serving_model(model, chains=chains)
     tflite_model = export.serving_model(model, "tflite")
+    results = {"saved_model_chains": chains}
     with tempfile.TemporaryDirectory() as tmp:
         export.write_saved_model(serving, tmp + "/sm", config.train.mc_samples)
         export.write_saved_model(tflite_model, tmp + "/sm_tflite",
@@ -214,28 +221,39 @@ def exported_inference(model, config, images, repeats, steps) -> dict:
         # TensorFlow's own kernel default (oneDNN on x86), not ram_tf's.
         env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1"}
         code = ("import json, sys; from ram_tf.benchmark import "
-                "time_exported; print(json.dumps(time_exported(*sys.argv[1:"
-                "2], *map(int, sys.argv[2:]))))")
-        done = subprocess.run(
-            [sys.executable, "-c", code, tmp, str(repeats), str(steps)],
-            env=env, capture_output=True, text=True)
-        if done.returncode:
-            raise RuntimeError("timing the exported models failed:\n"
-                               + done.stderr[-2000:])
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    result["process"] = "fresh, TensorFlow defaults (oneDNN, all cores)"
-    return result
+                "time_exported; print(json.dumps(time_exported(sys.argv[1], "
+                "*map(int, sys.argv[2:]))))")
+        for key, intra in (("tf_defaults", 0), ("intra_op_1", 1)):
+            done = subprocess.run(
+                [sys.executable, "-c", code, tmp, str(repeats), str(steps),
+                 str(intra)], env=env, capture_output=True, text=True)
+            if done.returncode:
+                raise RuntimeError("timing the exported models failed:\n"
+                                   + done.stderr[-2000:])
+            results[key] = json.loads(done.stdout.strip().splitlines()[-1])
+    return results
 
 
-def time_exported(folder: str, repeats: int, steps: int) -> dict:
+# `ram-tf export`'s default (`ram_tf.export`).
+EXPORT_CHAINS = 2
+
+
+def time_exported(folder: str, repeats: int, steps: int,
+                  intra_op: int = 0) -> dict:
     """Time `folder`/sm (SavedModel) and `folder`/model.tflite on copies of
-    `folder`/image.npy [1, H, W, C], in the calling process."""
+    `folder`/image.npy [1, H, W, C], in the calling process, before whose
+    first op `intra_op` (when > 0) sets TensorFlow's intra-op pool."""
+    if intra_op:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
     from ram_tf import inference
 
     sm = inference.load_exported(folder + "/sm")
     tfl = inference.load_exported(folder + "/model.tflite")
     one = np.load(folder + "/image.npy")
-    result = {}
+    # As TensorFlow reports them (0: its default, every core).
+    threading = tf.config.threading
+    result = {"intra_op_threads": threading.get_intra_op_parallelism_threads(),
+              "inter_op_threads": threading.get_inter_op_parallelism_threads()}
     for size in (1, 256):
         x = np.repeat(one, size, axis=0)
         iters = max(1, steps * 4 // max(1, size // 32))

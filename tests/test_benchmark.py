@@ -67,6 +67,14 @@ def test_benchmark_command_prints_json(mnist_dir):
         assert key in figures
     assert figures["train_fit"]["rollouts_per_s"] > 0
     assert figures["inference"]["batch_256"]["images_per_s"] > 0
+    # The export (2 chains) is timed with the default pool and with one
+    # intra-op thread per op, each in its own process.
+    exported = figures["exported"]
+    assert exported["saved_model_chains"] == 2
+    assert exported["tf_defaults"]["intra_op_threads"] == 0
+    assert exported["intra_op_1"]["intra_op_threads"] == 1
+    for key in ("tf_defaults", "intra_op_1"):
+        assert exported[key]["saved_model_batch_256"]["images_per_s"] > 0
     # The machine is recorded: figures only compare on like CPUs.
     assert figures["machine"]["cpu_count"] == os.cpu_count()
     assert set(figures["machine"]["flags"]) <= set(cpu.VECTOR_FLAGS)

@@ -20,6 +20,9 @@ from ram_tf_cli.main import cli
     (["train", "--task", "cluttered60", "--min-distractors", "9"],
      "min_distractors <= max_distractors"),
     (["data", "--task", "nope"], "unknown task 'nope'"),
+    (["export", "runs/x", "--format", "tflite", "--chains", "3"],
+     "--chains applies to --format saved_model only"),
+    (["export", "runs/x", "--chains", "0"], "Invalid value for '--chains'"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, message):
     result = CliRunner().invoke(cli, args)

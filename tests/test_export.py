@@ -201,3 +201,73 @@ def test_trained_updates_follow_the_weights_that_are_exported(
     os.remove(os.path.join(workdir, "model.weights.h5"))
     assert training.trained_updates(workdir, longer) == 6
     assert training.trained_updates(workdir, cfg) == 6
+
+
+def _split_counts(path):
+    """num_split of every Split/SplitV op in the SavedModel's functions."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    library = proto.meta_graphs[0].graph_def.library
+    return [node.attr["num_split"].i for fn in library.function
+            for node in fn.node_def if node.op in ("Split", "SplitV")]
+
+
+def test_rollout_chains_cut_the_batch_and_change_no_answer(exported,
+                                                          tmp_path):
+    out = str(tmp_path)
+    one = export.export_run(exported["workdir"], out=out, name="one",
+                            chains=1, score=False)
+    three = export.export_run(exported["workdir"], out=out, name="three",
+                              chains=3, score=False)
+    # The default export (the fixture) has 2 chains, in its manifest and
+    # in its graph: the batch is cut into that many slices.
+    assert exported["sm"]["chains"] == 2
+    assert (one["chains"], three["chains"]) == (1, 3)
+    assert 2 in _split_counts(exported["sm"]["path"])
+    assert 3 in _split_counts(three["path"])
+    assert 2 not in _split_counts(one["path"])
+    signatures = [tf.saved_model.load(e["path"]).signatures
+                  for e in (one, exported["sm"], three)]
+    # Batches smaller than, equal to, and not divisible by the chains.
+    for n in (1, 2, 5, 64):
+        x = tf.constant(exported["images"][:n])
+        outs = [s["serving_default"](images=x) for s in signatures]
+        mc = [s["monte_carlo"](images=x, seed=tf.constant([5, 6]))
+              for s in signatures]
+        for got in outs[1:]:
+            np.testing.assert_allclose(got["probabilities"],
+                                       outs[0]["probabilities"], atol=1e-6)
+            np.testing.assert_allclose(got["locations"], outs[0]["locations"],
+                                       atol=1e-6)
+        for got in mc[1:]:
+            np.testing.assert_allclose(got["probabilities"],
+                                       mc[0]["probabilities"], atol=1e-6)
+
+
+def test_monte_carlo_signature_averages_the_seeded_rollouts(exported):
+    """The signature's answer, recomputed from the Keras model: M rollouts
+    per image with noise N(0, 1) [B M, A, 2] drawn statelessly from the
+    seed, softmax, mean over the M copies."""
+    config, model = training.load_run(exported["workdir"])
+    m = config.train.mc_samples
+    x = exported["images"][:6]
+    seed = tf.constant([7, 8])
+    noise = tf.random.stateless_normal([6 * m, model.num_actions, 2], seed)
+    out = model(x, sample=True, repeats=m, noise=noise)
+    want = tf.nn.softmax(out["logits"]).numpy().reshape(6, m, 10).mean(1)
+    got = tf.saved_model.load(exported["sm"]["path"]).signatures[
+        "monte_carlo"](images=tf.constant(x), seed=seed)
+    np.testing.assert_allclose(got["probabilities"], want, atol=1e-6)
+    np.testing.assert_allclose(got["locations"],
+                               out["locations"].numpy()[::m], atol=1e-6)
+
+
+@pytest.mark.parametrize("chains", [0, -1, 1.5, True])
+def test_export_refuses_a_bad_chain_count(exported, chains, tmp_path):
+    with pytest.raises(export.ExportError, match="positive integer"):
+        export.export_run(exported["workdir"], out=str(tmp_path),
+                          chains=chains, score=False)
+    assert not os.listdir(tmp_path)
