@@ -21,9 +21,14 @@ Backends:
   f = 2^k, c the window corner, C_k likewise for columns. Window cut, zero
   fill outside the image and the f x f block mean are all in R_k and C_k,
   and the rows of every scale are stacked into one [k g, H] matrix, so one
-  product serves all scales. Builtin TFLite ops, compiles under XLA. In
-  TensorFlow as fast as gather on 60x60 canvases and faster on larger ones
-  (1.5x cluttered100 updates), with or without XLA: the default. In TFLite
+  product serves all scales. R_k and C_k are looked up, not built: one
+  gather per scale and axis from a constant table holding the matrix of
+  every corner a location in [-1, 1] can give (`selection_table`; about
+  0.2 MB on 60x60). Building them took about 8 small ops each and made
+  the SavedModel 1.2-1.3x slower at batch 256 (README, "Serving").
+  Builtin TFLite ops, compiles under XLA. In TensorFlow as fast as gather
+  on 60x60 canvases and faster on larger ones (1.5x cluttered100
+  updates), with or without XLA: the default. In TFLite
   at batch 1 gather is faster (README, "Speed").
 - "gather": zero-pad once, then two `tf.gather`s (rows, then columns) per
   scale, then the area resize.
@@ -36,7 +41,10 @@ another order and agrees with them to float rounding (|diff| < 1e-6 on
 
 from __future__ import annotations
 
+import functools
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 from ram_tf.config import BACKENDS
@@ -76,6 +84,35 @@ def selection_matrices(corners, length, size, factor):
               - corners[:, None, None])  # [B, g, length]
     inside = tf.logical_and(offset >= 0, offset < factor)
     return tf.cast(inside, tf.float32) / factor
+
+
+@functools.lru_cache(maxsize=None)
+def selection_table(length: int, size: int, factor: int
+                    ) -> tuple[int, np.ndarray]:
+    """`selection_matrices` of every corner a window can have, as a table.
+
+    A side-S window (S = size * factor) centred in [0, length] has its
+    corner in [-ceil(S / 2), length - floor(S / 2)]: window_corner
+    truncates (l + 1) length / 2 - S / 2 toward zero.
+
+    Returns:
+      (lo, table): table float32 [n, size, length], row n - lo the matrix
+      of corner n, for corners lo .. lo + n - 1.
+    """
+    side = size * factor
+    lo, hi = -((side + 1) // 2), length - side // 2
+    with tf.init_scope():  # eager even while a tf.function is traced
+        table = selection_matrices(tf.range(lo, hi + 1), length, size,
+                                   factor).numpy()
+    return lo, table
+
+
+def select(corners, length, size, factor):
+    """`selection_matrices(corners, ...)`, looked up in `selection_table`
+    (corners outside its range, impossible for |l| <= 1, are clamped)."""
+    lo, table = selection_table(length, size, factor)
+    index = tf.clip_by_value(corners, lo, lo + len(table) - 1) - lo
+    return tf.gather(tf.constant(table), index)
 
 
 def area_resize(patches: tf.Tensor, factor: int) -> tf.Tensor:
@@ -178,8 +215,8 @@ class GlimpseSensor(keras.layers.Layer):
         rows, cols = [], []
         for i, s in enumerate(self.sides):
             corner = window_corner(locations, (h, w), s)
-            rows.append(selection_matrices(corner[:, 0], h, g, 2**i))
-            cols.append(selection_matrices(corner[:, 1], w, g, 2**i))
+            rows.append(select(corner[:, 0], h, g, 2**i))
+            cols.append(select(corner[:, 1], w, g, 2**i))
         r = tf.concat(rows, axis=1)  # [B, k g, H]: every scale at once
         col = tf.stack(cols, axis=1)  # [B, k, g, W]
         # Channels ride along the columns: [B, H, W C] -> [B, k g, W C].

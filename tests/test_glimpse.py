@@ -80,6 +80,30 @@ def test_selection_matrix_is_the_block_mean_of_the_window():
     np.testing.assert_array_equal(m, want)
 
 
+@pytest.mark.parametrize("length,size,factor", [(60, 12, 4), (28, 5, 1),
+                                                 (27, 7, 2), (100, 12, 2)])
+def test_selection_table_holds_every_reachable_corner(length, size, factor):
+    from ram_tf.glimpse import select
+    from ram_tf.glimpse import selection_matrices
+    from ram_tf.glimpse import selection_table
+    from ram_tf.glimpse import window_corner
+
+    # A dense sweep of locations, both ends included, on both axes.
+    sweep = np.linspace(-1, 1, 4001, dtype=np.float32)
+    locations = np.stack([sweep, sweep[::-1]], axis=1)
+    side = size * factor
+    corners = window_corner(tf.constant(locations), (length, length),
+                            side)[:, 0]
+    lo, table = selection_table(length, size, factor)
+    # Every corner is a row of the table (no clamping happens) ...
+    assert lo <= int(tf.reduce_min(corners))
+    assert int(tf.reduce_max(corners)) <= lo + len(table) - 1
+    # ... and the looked-up matrices are the computed ones, bit for bit.
+    np.testing.assert_array_equal(
+        select(corners, length, size, factor).numpy(),
+        selection_matrices(corners, length, size, factor).numpy())
+
+
 def test_window_placement_and_yx_order_are_pixel_exact():
     # On an 8x8 image a size-2 window at (0, 0) covers rows/cols 3-4;
     # a size-4 window at (0.5, 0.5) covers rows/cols 4-7.
