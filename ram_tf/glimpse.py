@@ -23,8 +23,8 @@ Backends:
   and the rows of every scale are stacked into one [k g, H] matrix, so one
   product serves all scales. R_k and C_k are looked up, not built: one
   gather per scale and axis from a constant table holding the matrix of
-  every corner a location in [-1, 1] can give (`selection_table`; about
-  0.2 MB on 60x60). Building them took about 8 small ops each and made
+  every corner a location in [-1, 1] can give (`selection_table`; 0.5 MB
+  on 60x60, 1 MB on 100x100). Building them took about 8 small ops each and made
   the SavedModel 1.2-1.3x slower at batch 256 (README, "Serving").
   Builtin TFLite ops, compiles under XLA. In TensorFlow as fast as gather
   on 60x60 canvases and faster on larger ones (1.5x cluttered100
@@ -44,7 +44,6 @@ from __future__ import annotations
 import functools
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from ram_tf.config import BACKENDS
@@ -88,7 +87,7 @@ def selection_matrices(corners, length, size, factor):
 
 @functools.lru_cache(maxsize=None)
 def selection_table(length: int, size: int, factor: int
-                    ) -> tuple[int, np.ndarray]:
+                    ) -> tuple[int, tf.Tensor]:
     """`selection_matrices` of every corner a window can have, as a table.
 
     A side-S window (S = size * factor) centred in [0, length] has its
@@ -97,13 +96,16 @@ def selection_table(length: int, size: int, factor: int
 
     Returns:
       (lo, table): table float32 [n, size, length], row n - lo the matrix
-      of corner n, for corners lo .. lo + n - 1.
+      of corner n, for corners lo .. lo + n - 1. One eager tensor per
+      (length, size, factor): a traced function captures it once, however
+      many glimpses read it (a constant per read would store it in the
+      SavedModel once per glimpse, scale and chain: 26 MB on 60x60).
     """
     side = size * factor
     lo, hi = -((side + 1) // 2), length - side // 2
     with tf.init_scope():  # eager even while a tf.function is traced
         table = selection_matrices(tf.range(lo, hi + 1), length, size,
-                                   factor).numpy()
+                                   factor)
     return lo, table
 
 
@@ -111,8 +113,8 @@ def select(corners, length, size, factor):
     """`selection_matrices(corners, ...)`, looked up in `selection_table`
     (corners outside its range, impossible for |l| <= 1, are clamped)."""
     lo, table = selection_table(length, size, factor)
-    index = tf.clip_by_value(corners, lo, lo + len(table) - 1) - lo
-    return tf.gather(tf.constant(table), index)
+    index = tf.clip_by_value(corners, lo, lo + table.shape[0] - 1) - lo
+    return tf.gather(table, index)
 
 
 def area_resize(patches: tf.Tensor, factor: int) -> tf.Tensor:
