@@ -96,7 +96,8 @@ OPTION_GROUPS = {
         ("--precision", "train.precision",
          click.Choice(config_lib.PRECISIONS),
          "matmuls of the glimpse network and core in float32, or bfloat16 "
-         "(mixed_bfloat16; fast on CPUs with AVX512-BF16 or AMX)"),
+         "(mixed_bfloat16; fast on CPUs with AVX512-BF16 or AMX); auto: "
+         "bfloat16 where the CPU has those"),
         ("--chains", "train.chains", click.IntRange(min=0),
          "batch slices computed concurrently, one per group of cores "
          "(0: automatic, 2 on a multi-core CPU)"),

@@ -14,7 +14,7 @@ Figures (median of `repeats` timed blocks after warm-up, with min and max):
   default thread pools, once with one intra-op thread per op (the serving
   setting for chains);
 - matmul: dense float32 GFLOP/s of a 2048^3 matmul, the machine's yardstick
-  (and, when train.precision is mixed_bfloat16, matmul_bf16: the same in
+  (and, when the model computes in mixed_bfloat16, matmul_bf16: the same in
   bfloat16, what that step's matmuls could reach); with c rollout chains,
   c such products at once, as every core then works on its own op.
 
@@ -131,12 +131,14 @@ def run(config, *, repeats: int = 5, steps: int = 20,
     flops = model_flops(config)
     out = {"model": config.model, "task": config.task,
            "batch_size": t.batch_size, "mc_samples": t.mc_samples,
-           "precision": t.precision, "chains": chains, "flops": flops,
+           "precision": cpu.resolve_precision(t.precision),
+           "precision_setting": t.precision, "chains": chains,
+           "flops": flops,
            "repeats": repeats}
     if note:
         out["chains_note"] = note
     out["matmul"] = matmul_gflops(repeats, parallel=chains)
-    if t.precision == "mixed_bfloat16":
+    if out["precision"] == "mixed_bfloat16":
         out["matmul_bf16"] = matmul_gflops(repeats, dtype=tf.bfloat16,
                                            parallel=chains)
     peak = out["matmul"]["gflops"] * 1e9

@@ -26,8 +26,11 @@ ATTENTION_MODELS = ("ram", "dram", "ldram")
 # "critic" and "where" name DRAM's top layer and context, which RAM lacks.
 GRADIENT_SCOPES = ("location", "critic", "where", "all")
 RAM_GRADIENT_SCOPES = ("location", "all")
-# train.precision: the glimpse network and core in float32 or bfloat16.
-PRECISIONS = ("float32", "mixed_bfloat16")
+# How a model computes: the glimpse network and core in float32 or bfloat16.
+COMPUTE_PRECISIONS = ("float32", "mixed_bfloat16")
+# train.precision: one of those, or "auto": bfloat16 where the CPU multiplies
+# it natively (`ram_tf.cpu.resolve_precision`), else float32.
+PRECISIONS = ("auto",) + COMPUTE_PRECISIONS
 
 
 class ConfigError(ValueError):
@@ -160,9 +163,12 @@ class TrainConfig:
       steps_per_epoch: updates between validation runs and checkpoints.
       seed: seeds weights, training placements and location samples.
       jit_compile: XLA-compile the whole train step (not with extract_glimpse).
-      precision: "float32", or "mixed_bfloat16" (the glimpse network and
-        the core compute in bfloat16 with float32 weights; oneDNN kernels,
-        see `ram_tf.model`); exports are float32 either way.
+      precision: "auto" (default), "float32", or "mixed_bfloat16" (the
+        glimpse network and the core compute in bfloat16 with float32
+        weights; oneDNN kernels, see `ram_tf.model`). "auto" is
+        mixed_bfloat16 on a CPU with AVX512-BF16 or AMX when TensorFlow
+        runs oneDNN, else float32 (`ram_tf.cpu.resolve_precision`);
+        exports are float32 either way.
       chains: independent slices of each batch computed concurrently, one
         per group of cores (`ram_tf.cpu.plan_chains`); 0 = automatic (2 on
         a multi-core CPU). The same numbers for any count, to float
@@ -180,7 +186,7 @@ class TrainConfig:
     steps_per_epoch: int = 1000  # a validation point every 1000 updates
     seed: int = 0
     jit_compile: bool = False  # whole-step XLA measured slower on CPU
-    precision: str = "float32"
+    precision: str = "auto"
     chains: int = 0
 
 

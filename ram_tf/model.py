@@ -42,12 +42,13 @@ import keras
 import tensorflow as tf
 
 from ram_tf import config as config_lib
+from ram_tf import cpu
 from ram_tf import networks
 from ram_tf import reinforce
 from ram_tf.glimpse import GlimpseSensor
 
 # Values of `precision` (train.precision): see RecurrentAttentionModel.
-PRECISIONS = config_lib.PRECISIONS
+PRECISIONS = config_lib.COMPUTE_PRECISIONS
 
 _TRAIN_METRICS = ("loss", "cross_entropy", "baseline_mse", "reinforce",
                   "reward", "accuracy", "location_abs")
@@ -379,7 +380,8 @@ def model_kwargs(config) -> dict:
         std=p.std, initial_location=p.initial_location,
         reinforce_weight=p.reinforce_weight,
         gradient_scope=p.gradient_scope, mc_samples=t.mc_samples,
-        seed=t.seed, precision=t.precision, name=config.model,
+        seed=t.seed, precision=cpu.resolve_precision(t.precision),
+        name=config.model,
     )
     if c.core_layers == 2:
         kwargs.update(

@@ -226,6 +226,7 @@ def train_and_evaluate(
     _write_json(os.path.join(workdir, "config.json"), config.to_dict())
     t = config.train
     cpu.prepare_tensorflow(t.precision)  # warns if bf16 would be emulated
+    precision = cpu.resolve_precision(t.precision)  # what build_model uses
     # Before TensorFlow's first op, which fixes its thread pools.
     chains, note = cpu.configure_chains(t.chains)
     if note and verbose:
@@ -243,7 +244,8 @@ def train_and_evaluate(
     if verbose:
         print(f"{config.model} on {config.task}: "
               f"{model.count_params():,} parameters, {chains} rollout "
-              f"chain{'s' if chains > 1 else ''}", flush=True)
+              f"chain{'s' if chains > 1 else ''}, {precision}"
+              + (" (auto)" if t.precision == "auto" else ""), flush=True)
     optimizer = make_optimizer(t)
     optimizer.build(model.trainable_variables)
     model.compile(optimizer=optimizer, jit_compile=t.jit_compile)
@@ -302,6 +304,9 @@ def train_and_evaluate(
         "train_seconds": _read_json(progress_path)["train_seconds"],
         "hardware": hardware(), "versions": versions(),
         "parameters": int(model.count_params()), "chains": chains,
+        # What computed the last stretch of training (train.precision may
+        # be "auto", or changed on resume).
+        "precision": precision,
     }
     if evaluate_test:
         results.update(score(model, config, mnist_dir=mnist_dir,

@@ -119,7 +119,7 @@ def test_mixed_bfloat16_model_is_the_float32_model_to_rounding(model_name):
 
 def test_precision_is_validated():
     with pytest.raises(config_lib.ConfigError, match="train.precision.*"
-                       "allowed: float32, mixed_bfloat16"):
+                       "allowed: auto, float32, mixed_bfloat16"):
         config_lib.resolve("ram", "mnist28", {"train.precision": "fp16"})
 
 
@@ -149,10 +149,16 @@ def test_cpu_info_reads_model_and_vector_flags(tmp_path):
     assert cpu.cpu_info(str(tmp_path / "missing"))["flags"] == []
 
 
-def _onednn_after_prepare(env):
-    code = ("import ram_tf, os; from ram_tf import cpu; "
-            "cpu.prepare_tensorflow('mixed_bfloat16'); "
-            "print(os.environ['TF_ENABLE_ONEDNN_OPTS'])")
+def _onednn_after_prepare(env, precision="mixed_bfloat16", native=None):
+    """TF_ENABLE_ONEDNN_OPTS after prepare_tensorflow(precision) in a fresh
+    process (TensorFlow not loaded), then train.precision resolved there;
+    `native` pins whether the CPU has bfloat16 units."""
+    pin = ("" if native is None else
+           f"cpu.has_native_bf16 = lambda flags=None: {native}; ")
+    code = ("import ram_tf, os; from ram_tf import cpu; " + pin
+            + f"cpu.prepare_tensorflow({precision!r}); "
+            "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], "
+            f"cpu.resolve_precision({precision!r}))")
     env = {k: v for k, v in os.environ.items()
            if k != "TF_ENABLE_ONEDNN_OPTS"} | env
     out = subprocess.run([sys.executable, "-c", code], env=env,
@@ -161,8 +167,37 @@ def _onednn_after_prepare(env):
 
 
 def test_bf16_turns_onednn_on_unless_the_user_chose():
-    assert _onednn_after_prepare({}) == "1"
-    assert _onednn_after_prepare({"TF_ENABLE_ONEDNN_OPTS": "0"}) == "0"
+    assert _onednn_after_prepare({}) == "1 mixed_bfloat16"
+    assert _onednn_after_prepare({"TF_ENABLE_ONEDNN_OPTS": "0"}) == (
+        "0 mixed_bfloat16")
+
+
+def test_auto_precision_is_bf16_only_with_native_units_and_onednn():
+    # A CPU with AVX512-BF16 / AMX: oneDNN on, bfloat16 matmuls ...
+    assert _onednn_after_prepare({}, "auto", native=True) == (
+        "1 mixed_bfloat16")
+    # ... unless the user keeps Eigen, which would emulate them.
+    assert _onednn_after_prepare({"TF_ENABLE_ONEDNN_OPTS": "0"}, "auto",
+                                 native=True) == "0 float32"
+    # Without the units: float32, and ram_tf's Eigen default stays.
+    assert _onednn_after_prepare({}, "auto", native=False) == "0 float32"
+    # Explicit settings stand for themselves.
+    assert _onednn_after_prepare({}, "float32", native=True) == "0 float32"
+
+
+def test_auto_is_the_default_and_builds_what_it_resolves_to(monkeypatch):
+    config = config_lib.resolve("ram", "mnist28", TINY)
+    assert config.train.precision == "auto"
+    for native, onednn, dtype in ((True, True, "bfloat16"),
+                                  (True, False, "float32"),
+                                  (False, True, "float32")):
+        monkeypatch.setattr(cpu, "has_native_bf16",
+                            lambda flags=None, v=native: v)
+        monkeypatch.setattr(cpu, "onednn_enabled", lambda v=onednn: v)
+        model = build_model(config)
+        assert model.core.matmul_dtype == dtype
+        assert model.get_config()["precision"] == (
+            "mixed_bfloat16" if dtype == "bfloat16" else "float32")
 
 
 def test_bf16_with_onednn_off_warns():
@@ -202,3 +237,4 @@ def test_cli_trains_in_bf16_and_resumes_in_float32(mnist_dir, cache_dir,
     assert again.exit_code == 0, again.output
     results = json.load(open(os.path.join(workdir, "results.json")))
     assert results["updates"] == 4
+    assert results["precision"] == "float32"  # what computed the last part
