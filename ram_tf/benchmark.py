@@ -159,6 +159,7 @@ def run(config, *, repeats: int = 5, steps: int = 20,
     # `steps` updates after 3 warm-up updates (tracing).
     clock = _BatchClock()
     model.fit(ds.prefetch(tf.data.AUTOTUNE), epochs=1, verbose=0,
+              shuffle=False,
               steps_per_epoch=3 + repeats * steps, callbacks=[clock])
     ends = clock.times[2:]
     blocks = [(ends[(i + 1) * steps] - ends[i * steps]) / steps

@@ -292,8 +292,10 @@ def train_and_evaluate(
             pass
         callbacks.append(_Checkpointer(manager, epoch_var, progress_path,
                                        time.time(), before))
+        # shuffle=False: the pipeline places fresh digits in every batch;
+        # fit's default True only earns a warning on a tf.data.Dataset.
         model.fit(train_ds, validation_data=val_ds, epochs=epochs,
-                  initial_epoch=initial_epoch,
+                  initial_epoch=initial_epoch, shuffle=False,
                   steps_per_epoch=steps_per_epoch, callbacks=callbacks,
                   verbose=verbose)
     model.save_weights(os.path.join(workdir, "model.weights.h5"))

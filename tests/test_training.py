@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -35,7 +36,11 @@ def _weights(workdir):
 def test_run_writes_config_logs_checkpoints_and_results(
         mnist_dir, cache_dir, tmp_path):
     workdir = str(tmp_path / "run")
-    results = training.train_and_evaluate(tiny(6), workdir, verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = training.train_and_evaluate(tiny(6), workdir, verbose=0)
+    # Keras warns when fit is asked to shuffle a tf.data.Dataset.
+    assert not [w for w in caught if "shuffle" in str(w.message)]
     for name in ("config.json", "log.csv", "results.json",
                  "model.weights.h5", "progress.json"):
         assert os.path.exists(os.path.join(workdir, name)), name
@@ -43,6 +48,7 @@ def test_run_writes_config_logs_checkpoints_and_results(
     assert results["test_images"] == 10000
     assert 0 <= results["test_error_mc"] <= 100
     assert results["mc_samples"] == 2
+    assert results["precision"] in ("float32", "mixed_bfloat16")
     assert set(results["versions"]) >= {"tensorflow", "keras", "ram_tf"}
     with open(os.path.join(workdir, "log.csv")) as f:
         rows = list(csv.DictReader(f))
