@@ -22,8 +22,9 @@ one intra-op thread per op (TF Serving
 `--tensorflow_intra_op_parallelism=1`, or
 `tf.config.threading.set_intra_op_parallelism_threads(1)` in Python) each
 core then runs its own slice: 1.4x the images/s of one chain at batch 256
-on 2 cores (README, "Serving"). Under TensorFlow's default pool (every core
-in each op) 2 chains serve as fast as 1. The answers do not depend on it.
+on 2 cores (README, "Speed", "Serving (session 6)"). Under TensorFlow's
+default pool (every core in each op) 2 chains serve as fast as 1. The
+answers do not depend on it.
 
 Both artefacts come from a copy of the model with a builtin-op glimpse
 sensor (matmul for the SavedModel, gather for TFLite: each the faster there)

@@ -7,14 +7,15 @@ comparisons (`glimpse.selection_matrices`, before), interleaved blocks.
       a translated60 train step (XLA sensor, 2 chains), 10 updates a block
 INTRA is the intra-op pool (0: TensorFlow's default; 1: one thread per op,
 as with 2 chains on 2 cores). Needs RAM_TF_MNIST_DIR offline for "train"."""
+# ruff: noqa: I001  (ram_tf first: it sets the oneDNN default for TF)
 import os
 import statistics
 import sys
 import time
 
+import ram_tf  # noqa: F401  (before TF: sets the oneDNN default)
 import tensorflow as tf
 
-import ram_tf  # noqa: F401  (before TF: sets the oneDNN default)
 from ram_tf import config as C
 from ram_tf import datasets
 from ram_tf import export
