@@ -24,6 +24,7 @@ from ram_tf_cli.common import quiet_tensorflow
 @click.option("--version", "version", type=click.IntRange(1), default=None,
               help="SavedModel version [default: next free number]")
 @click.option("--out", default="exported_models", help="exported-models dir")
+# default: ram_tf.export.DEFAULT_CHAINS (not imported here: TensorFlow).
 @click.option("--chains", type=click.IntRange(1), default=2, show_default=True,
               help="SavedModel only: batch slices computed concurrently; "
               "serve with one intra-op thread per core's slice (README, "
@@ -38,7 +39,7 @@ def export(workdir, fmt, quantize, name, version, out, chains, no_score,
     quiet_tensorflow()
     if quantize != "none" and fmt != "tflite":
         fail("--quantize applies to --format tflite only")
-    if chains != 2 and fmt != "saved_model":
+    if chains != 2 and fmt != "saved_model":  # 2: the default
         fail("--chains applies to --format saved_model only (TFLite serves "
              "batch 1)")
     from ram_tf import export as export_lib

@@ -210,7 +210,7 @@ def exported_inference(model, config, images, repeats, steps) -> dict:
 
     d = config.data
     model.input_hwc = (d.canvas_size, d.canvas_size, d.channels)
-    chains = EXPORT_CHAINS
+    chains = export.DEFAULT_CHAINS  # what `ram-tf export` writes
     serving = export.serving_model(model, chains=chains)
     tflite_model = export.serving_model(model, "tflite")
     results = {"saved_model_chains": chains}
@@ -235,10 +235,6 @@ def exported_inference(model, config, images, repeats, steps) -> dict:
                                    + done.stderr[-2000:])
             results[key] = json.loads(done.stdout.strip().splitlines()[-1])
     return results
-
-
-# `ram-tf export`'s default (`ram_tf.export`).
-EXPORT_CHAINS = 2
 
 
 def time_exported(folder: str, repeats: int, steps: int,

@@ -81,19 +81,29 @@ def _onednn_will_run() -> bool:
     return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") not in ("0", "false")
 
 
+def _visible_gpus() -> int:
+    """GPUs TensorFlow sees; 0 while it is not loaded (listing devices
+    does not start its runtime, so thread pools can still be set)."""
+    if "tensorflow" not in sys.modules:
+        return 0
+    import tensorflow as tf
+
+    return len(tf.config.list_physical_devices("GPU"))
+
+
 def resolve_precision(setting: str) -> str:
     """The precision train.precision `setting` stands for here.
 
     "auto" is "mixed_bfloat16" when the CPU multiplies bfloat16 natively
-    (AVX512-BF16 or AMX) and TensorFlow runs oneDNN, the one kernel
-    library that uses those units; else "float32" (Eigen emulates bfloat16,
-    slower than float32). On such CPUs bfloat16 matmuls made translated60
-    updates 1.3-1.6x faster with the same test error (README, "Speed").
-    Other settings stand for themselves.
+    (AVX512-BF16 or AMX), TensorFlow runs oneDNN, the one kernel library
+    that uses those units, and no GPU computes instead; else "float32"
+    (Eigen emulates bfloat16, slower than float32). On such CPUs bfloat16
+    matmuls made translated60 updates 1.3-1.6x faster with the same test
+    error (README, "Speed"). Other settings stand for themselves.
     """
     if setting != "auto":
         return setting
-    if has_native_bf16() and _onednn_will_run():
+    if has_native_bf16() and _onednn_will_run() and not _visible_gpus():
         return "mixed_bfloat16"
     return "float32"
 

@@ -52,6 +52,9 @@ from ram_tf import datasets
 from ram_tf.model import RecurrentAttentionModel
 
 QUANTIZE = ("none", "dynamic", "float16", "int8")
+# Rollout chains of an exported SavedModel (module docstring); the CLI's
+# `--chains` default repeats it (the CLI defers importing TensorFlow).
+DEFAULT_CHAINS = 2
 
 
 class ExportError(RuntimeError):
@@ -211,7 +214,7 @@ def _write_manifest(base: str, manifest: dict) -> None:
 def export_run(workdir: str, *, out: str = "exported_models",
                name: str | None = None, version: int | None = None,
                fmt: str = "saved_model", quantize: str = "none",
-               chains: int = 2, mnist_dir=None, data_dir=None,
+               chains: int = DEFAULT_CHAINS, mnist_dir=None, data_dir=None,
                cache_dir=None, score: bool = True) -> dict:
     """Export the run in `workdir`; returns the manifest entry written.
 

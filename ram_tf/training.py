@@ -226,11 +226,11 @@ def train_and_evaluate(
     _write_json(os.path.join(workdir, "config.json"), config.to_dict())
     t = config.train
     cpu.prepare_tensorflow(t.precision)  # warns if bf16 would be emulated
-    precision = cpu.resolve_precision(t.precision)  # what build_model uses
     # Before TensorFlow's first op, which fixes its thread pools.
     chains, note = cpu.configure_chains(t.chains)
     if note and verbose:
         print(note, flush=True)
+    precision = cpu.resolve_precision(t.precision)  # what build_model uses
     keras.utils.set_random_seed(t.seed)
 
     data_kwargs = dict(mnist_dir=mnist_dir, data_dir=data_dir)

@@ -271,3 +271,10 @@ def test_export_refuses_a_bad_chain_count(exported, chains, tmp_path):
         export.export_run(exported["workdir"], out=str(tmp_path),
                           chains=chains, score=False)
     assert not os.listdir(tmp_path)
+
+
+def test_cli_export_default_is_the_library_default():
+    from ram_tf_cli.deploy import export as export_command
+
+    option = next(p for p in export_command.params if p.name == "chains")
+    assert option.default == export.DEFAULT_CHAINS

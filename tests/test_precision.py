@@ -188,12 +188,14 @@ def test_auto_precision_is_bf16_only_with_native_units_and_onednn():
 def test_auto_is_the_default_and_builds_what_it_resolves_to(monkeypatch):
     config = config_lib.resolve("ram", "mnist28", TINY)
     assert config.train.precision == "auto"
-    for native, onednn, dtype in ((True, True, "bfloat16"),
-                                  (True, False, "float32"),
-                                  (False, True, "float32")):
+    for native, onednn, gpus, dtype in ((True, True, 0, "bfloat16"),
+                                        (True, False, 0, "float32"),
+                                        (False, True, 0, "float32"),
+                                        (True, True, 1, "float32")):
         monkeypatch.setattr(cpu, "has_native_bf16",
                             lambda flags=None, v=native: v)
         monkeypatch.setattr(cpu, "onednn_enabled", lambda v=onednn: v)
+        monkeypatch.setattr(cpu, "_visible_gpus", lambda v=gpus: v)
         model = build_model(config)
         assert model.core.matmul_dtype == dtype
         assert model.get_config()["precision"] == (
