@@ -62,6 +62,11 @@ def has_native_bf16(flags=None) -> bool:
     return any(f in flags for f in BF16_FLAGS)
 
 
+def _onednn_by_environment() -> bool:
+    """What TF_ENABLE_ONEDNN_OPTS asks of TensorFlow (oneDNN unless off)."""
+    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") not in ("0", "false")
+
+
 def onednn_enabled() -> bool:
     """Whether the TensorFlow loaded (or about to load) uses oneDNN."""
     try:
@@ -69,8 +74,7 @@ def onednn_enabled() -> bool:
 
         return bool(_pywrap_util_port.IsMklEnabled())
     except (ImportError, AttributeError):  # private API moved
-        return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") not in ("0",
-                                                                    "false")
+        return _onednn_by_environment()
 
 
 def _onednn_will_run() -> bool:
@@ -78,10 +82,10 @@ def _onednn_will_run() -> bool:
     importing it) in the one TF_ENABLE_ONEDNN_OPTS will load."""
     if "tensorflow" in sys.modules:
         return onednn_enabled()
-    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") not in ("0", "false")
+    return _onednn_by_environment()
 
 
-def _visible_gpus() -> int:
+def visible_gpus() -> int:
     """GPUs TensorFlow sees; 0 while it is not loaded (listing devices
     does not start its runtime, so thread pools can still be set)."""
     if "tensorflow" not in sys.modules:
@@ -103,7 +107,7 @@ def resolve_precision(setting: str) -> str:
     """
     if setting != "auto":
         return setting
-    if has_native_bf16() and _onednn_will_run() and not _visible_gpus():
+    if has_native_bf16() and _onednn_will_run() and not visible_gpus():
         return "mixed_bfloat16"
     return "float32"
 
@@ -163,8 +167,7 @@ def configure_chains(setting: int) -> tuple[int, str | None]:
     """
     import tensorflow as tf
 
-    gpus = len(tf.config.list_physical_devices("GPU"))
-    chains, threads = plan_chains(setting, usable_cores(), gpus)
+    chains, threads = plan_chains(setting, usable_cores(), visible_gpus())
     current = tf.config.threading.get_intra_op_parallelism_threads()
     if chains == 1 or current == threads:
         return chains, None

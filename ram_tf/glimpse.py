@@ -24,12 +24,12 @@ Backends:
   product serves all scales. R_k and C_k are looked up, not built: one
   gather per scale and axis from a constant table holding the matrix of
   every corner a location in [-1, 1] can give (`selection_table`; 0.5 MB
-  on 60x60, 1 MB on 100x100). Building them took about 8 small ops each and made
-  the SavedModel 1.2-1.3x slower at batch 256 (README, "Speed").
+  on 60x60, 1 MB on 100x100). Building them took about 8 small ops each
+  and made the SavedModel 1.2-1.3x slower at batch 256 (README, "Speed").
   Builtin TFLite ops, compiles under XLA. In TensorFlow as fast as gather
   on 60x60 canvases and faster on larger ones (1.5x cluttered100
-  updates), with or without XLA: the default. In TFLite
-  at batch 1 gather is faster (README, "Speed").
+  updates), with or without XLA: the default. In TFLite at batch 1
+  gather is faster (README, "Speed").
 - "gather": zero-pad once, then two `tf.gather`s (rows, then columns) per
   scale, then the area resize.
 - "extract_glimpse": `tf.image.extract_glimpse(..., noise="zero")`, the

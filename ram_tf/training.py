@@ -198,7 +198,7 @@ def hardware() -> dict[str, object]:
     AVX-512 with BF16), read from /proc/cpuinfo where there is one."""
     return {"machine": platform.machine(), "processor": platform.processor(),
             "cpu_count": os.cpu_count(),
-            "gpus": len(tf.config.list_physical_devices("GPU")),
+            "gpus": cpu.visible_gpus(),
             "onednn": cpu.onednn_enabled(), **cpu.cpu_info()}
 
 
@@ -230,7 +230,6 @@ def train_and_evaluate(
     chains, note = cpu.configure_chains(t.chains)
     if note and verbose:
         print(note, flush=True)
-    precision = cpu.resolve_precision(t.precision)  # what build_model uses
     keras.utils.set_random_seed(t.seed)
 
     data_kwargs = dict(mnist_dir=mnist_dir, data_dir=data_dir)
@@ -239,8 +238,10 @@ def train_and_evaluate(
     model = build_model(config)
     if hasattr(model, "chains"):
         model.chains = chains
+        precision = model.get_config()["precision"]  # "auto" resolved
     else:
-        chains = 1  # the baselines: one Keras forward pass
+        # The baselines: one Keras forward pass, in float32.
+        chains, precision = 1, "float32"
     if verbose:
         print(f"{config.model} on {config.task}: "
               f"{model.count_params():,} parameters, {chains} rollout "

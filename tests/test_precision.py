@@ -195,7 +195,7 @@ def test_auto_is_the_default_and_builds_what_it_resolves_to(monkeypatch):
         monkeypatch.setattr(cpu, "has_native_bf16",
                             lambda flags=None, v=native: v)
         monkeypatch.setattr(cpu, "onednn_enabled", lambda v=onednn: v)
-        monkeypatch.setattr(cpu, "_visible_gpus", lambda v=gpus: v)
+        monkeypatch.setattr(cpu, "visible_gpus", lambda v=gpus: v)
         model = build_model(config)
         assert model.core.matmul_dtype == dtype
         assert model.get_config()["precision"] == (
