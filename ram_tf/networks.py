@@ -31,41 +31,57 @@ import tensorflow as tf
 _REG = "ram_tf"
 
 
-def matmul(x, w, dtype):
+def matmul(x, w, dtype, w_cast=None):
     """x @ w with both operands cast to `dtype`, the product in float32.
 
     x [B, n], w [n, m] -> [B, m]. With float32 this is `tf.matmul`; with
     bfloat16 the product is rounded to bfloat16 (8 significant bits)
-    before it is cast back, as oneDNN returns it.
+    before it is cast back, as oneDNN returns it. `w_cast`: w already in
+    `dtype` (`freeze_operands`), so that only x is cast.
     """
     if dtype == "float32":
         return tf.matmul(x, w)
-    return tf.cast(tf.matmul(tf.cast(x, dtype), tf.cast(w, dtype)),
-                   tf.float32)
+    w = tf.cast(w, dtype) if w_cast is None else w_cast
+    return tf.cast(tf.matmul(tf.cast(x, dtype), w), tf.float32)
 
 
-def dense(layer, x, dtype):
+def dense(layer, x, dtype, kernel=None):
     """`layer(x)` for a built `keras.layers.Dense`, its matmul in `dtype`:
-    activation(x @ kernel + bias), bias and activation in float32."""
+    activation(x @ kernel + bias), bias and activation in float32.
+    `kernel`: the kernel already in `dtype` (`freeze_operands`)."""
     if dtype == "float32":
         return layer(x)
-    return layer.activation(tf.nn.bias_add(matmul(x, layer.kernel, dtype),
-                                           layer.bias))
+    return layer.activation(tf.nn.bias_add(
+        matmul(x, layer.kernel, dtype, kernel), layer.bias))
 
 
-def lstm_step(cell, x, h, c, dtype):
+def lstm_step(cell, x, h, c, dtype, kernels=(None, None)):
     """One step of a built `keras.layers.LSTMCell`, its matmuls in `dtype`.
 
       z = x W + h U + b;  i, f, g, o = split(z, 4)
       c' = sigmoid(f) * c + sigmoid(i) * tanh(g);  h' = sigmoid(o) * tanh(c')
 
     x [B, D], h and c [B, units] -> (h', c'). Gates and state in float32.
+    `kernels`: (W, U) already in `dtype` (`freeze_operands`), or Nones.
     """
-    z = (matmul(x, cell.kernel, dtype) + matmul(h, cell.recurrent_kernel, dtype)
-         + cell.bias)
+    z = (matmul(x, cell.kernel, dtype, kernels[0])
+         + matmul(h, cell.recurrent_kernel, dtype, kernels[1]) + cell.bias)
     i, f, g, o = tf.split(z, 4, axis=1)
     c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
     return tf.sigmoid(o) * tf.tanh(c), c
+
+
+def frozen_kernels(kernels, dtype):
+    """`kernels` (name -> variable) cast to `dtype` once, as eager tensors.
+
+    For inference copies (`ram_tf.export`): a traced function captures each
+    as a constant, so a bfloat16 forward casts only its activations; a
+    cast of every weight in every call ate the bfloat16 gain (README,
+    "Speed"). The tensors do not follow later changes of the variables.
+    """
+    with tf.init_scope():  # eager even while a tf.function is traced
+        return {name: tf.constant(tf.cast(v, dtype))
+                for name, v in kernels.items()}
 
 
 @keras.saving.register_keras_serializable(package=_REG)
@@ -91,6 +107,17 @@ class GlimpseNetwork(keras.layers.Layer):
                                               name="fc_location")
         self.fc_what = keras.layers.Dense(units, name="fc_what")
         self.fc_where = keras.layers.Dense(units, name="fc_where")
+        self.frozen = {}  # layer name -> kernel in matmul_dtype
+
+    def freeze_operands(self):
+        """Inference copies only: hold the kernels in `matmul_dtype`
+        (`frozen_kernels`); a no-op in float32."""
+        if self.matmul_dtype != "float32":
+            self.frozen = frozen_kernels(
+                {fc.name: fc.kernel for fc in (self.fc_glimpse,
+                                               self.fc_location,
+                                               self.fc_what, self.fc_where)},
+                self.matmul_dtype)
 
     def build(self, input_shape):
         patches_shape, loc_shape = input_shape
@@ -105,7 +132,8 @@ class GlimpseNetwork(keras.layers.Layer):
     def call(self, inputs):
         patches, locations = inputs
         flat = tf.reshape(patches, [tf.shape(patches)[0], -1])
-        fc = lambda layer, x: dense(layer, x, self.matmul_dtype)  # noqa: E731
+        fc = lambda layer, x: dense(  # noqa: E731
+            layer, x, self.matmul_dtype, self.frozen.get(layer.name))
         h_g = fc(self.fc_glimpse, flat)
         h_l = fc(self.fc_location, tf.stop_gradient(locations))
         return tf.nn.relu(fc(self.fc_what, h_g) + fc(self.fc_where, h_l))
@@ -132,6 +160,16 @@ class CoreNetwork(keras.layers.Layer):
         self.units = units
         self.matmul_dtype = matmul_dtype
         self.cell = keras.layers.LSTMCell(units, name="lstm")
+        self.frozen = {}  # "kernel", "recurrent_kernel" in matmul_dtype
+
+    def freeze_operands(self):
+        """Inference copies only: hold W and U in `matmul_dtype`
+        (`frozen_kernels`); a no-op in float32."""
+        if self.matmul_dtype != "float32":
+            self.frozen = frozen_kernels(
+                {"kernel": self.cell.kernel,
+                 "recurrent_kernel": self.cell.recurrent_kernel},
+                self.matmul_dtype)
 
     def build(self, input_shape):
         self.cell.build(input_shape)
@@ -145,7 +183,9 @@ class CoreNetwork(keras.layers.Layer):
             h, new_states = self.cell(inputs, states)
             return h, list(new_states)
         h, c = lstm_step(self.cell, inputs, states[0], states[1],
-                         self.matmul_dtype)
+                         self.matmul_dtype,
+                         (self.frozen.get("kernel"),
+                          self.frozen.get("recurrent_kernel")))
         return h, [h, c]
 
     def get_config(self):
