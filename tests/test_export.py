@@ -20,6 +20,10 @@ TINY = {
     "core.location_hidden": 8, "core.glimpse_units": 16,
     "core.core_units": 16, "train.batch_size": 8, "train.mc_samples": 2,
     "train.steps": 3, "train.steps_per_epoch": 3,
+    # The Keras references below compute as the default export does; with
+    # "auto" they would follow the machine (bfloat16 on AVX512-BF16 CPUs
+    # when TensorFlow loaded with oneDNN before ram_tf, as in this file).
+    "train.precision": "float32",
 }
 
 
@@ -278,3 +282,87 @@ def test_cli_export_default_is_the_library_default():
 
     option = next(p for p in export_command.params if p.name == "chains")
     assert option.default == export.DEFAULT_CHAINS
+    option = next(p for p in export_command.params if p.name == "precision")
+    assert tuple(option.type.choices) == export.EXPORT_PRECISIONS
+    assert option.default == "float32"
+
+
+def test_cli_export_refuses_bfloat16_tflite(exported, tmp_path):
+    from click.testing import CliRunner
+
+    from ram_tf_cli.main import cli
+
+    result = CliRunner().invoke(cli, [
+        "export", exported["workdir"], "--format", "tflite", "--precision",
+        "mixed_bfloat16", "--out", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "saved_model only" in result.output
+    assert not os.listdir(tmp_path)
+
+
+def test_bfloat16_export_is_the_bfloat16_model_with_kernels_cast_once(
+        exported, tmp_path):
+    """--precision mixed_bfloat16: the SavedModel computes what the Keras
+    model trained in mixed_bfloat16 computes (its matmuls cast the float32
+    kernels in every call), from kernels cast once into constants; the
+    manifest says so and its test error is the artefact's own."""
+    config, trained = training.load_run(exported["workdir"])
+    entry = export.export_run(exported["workdir"], out=str(tmp_path),
+                              precision="mixed_bfloat16", score=True)
+    manifest = json.load(open(os.path.join(tmp_path, "ram_mnist28",
+                                           "MANIFEST.json")))
+    assert manifest["artefacts"]["1"]["precision"] == "mixed_bfloat16"
+    assert exported["sm"]["precision"] == "float32"  # the default
+    assert 0 <= entry["test_error"] <= 100
+    reference = type(trained).from_config(
+        {**trained.get_config(), "precision": "mixed_bfloat16"})
+    x = exported["images"]
+    reference(x[:1])
+    reference.set_weights(trained.get_weights())
+    want = tf.nn.softmax(reference(x)["logits"]).numpy()
+    got = inference.load_exported(entry["path"])(x)
+    np.testing.assert_allclose(got["probabilities"], want, atol=1e-6)
+    # bfloat16 products, not float32 ones: the answers differ a little.
+    fp32 = inference.load_exported(exported["sm"]["path"])(x)
+    assert not np.allclose(got["probabilities"], fp32["probabilities"],
+                           atol=1e-7)
+    np.testing.assert_allclose(got["probabilities"], fp32["probabilities"],
+                               atol=0.05)
+
+
+def test_bfloat16_serving_copy_casts_activations_not_kernels(exported):
+    # One Cast to bfloat16 per bfloat16 MatMul (its activation operand):
+    # the kernels arrive as bfloat16 constants. The training model casts
+    # both operands, two per MatMul.
+    _, trained = training.load_run(exported["workdir"])
+    trained.input_hwc = (28, 28, 1)
+
+    def counts(model):
+        fn = tf.function(lambda x: model.rollouts(x)["logits"])
+        graph = fn.get_concrete_function(
+            tf.TensorSpec([4, 28, 28, 1])).graph
+        ops = graph.get_operations()
+        casts = sum(op.type == "Cast" and op.get_attr("DstT") == tf.bfloat16
+                    for op in ops)
+        matmuls = sum(op.type == "MatMul" and op.get_attr("T") == tf.bfloat16
+                      for op in ops)
+        return casts, matmuls
+
+    served = export.serving_model(trained, precision="mixed_bfloat16")
+    casts, matmuls = counts(served)
+    assert matmuls > 0 and casts == matmuls
+    training_copy = type(trained).from_config(
+        {**trained.get_config(), "precision": "mixed_bfloat16"})
+    training_copy(tf.zeros([1, 28, 28, 1]))
+    assert counts(training_copy) == (2 * matmuls, matmuls)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"precision": "bfloat16"}, "precision='bfloat16'; allowed"),
+    ({"precision": "mixed_bfloat16", "fmt": "tflite"}, "SavedModels"),
+])
+def test_export_refuses_a_bad_precision(exported, kwargs, match, tmp_path):
+    with pytest.raises(export.ExportError, match=match):
+        export.export_run(exported["workdir"], out=str(tmp_path),
+                          score=False, **kwargs)
+    assert not os.listdir(tmp_path)

@@ -80,28 +80,53 @@ def test_selection_matrix_is_the_block_mean_of_the_window():
     np.testing.assert_array_equal(m, want)
 
 
-@pytest.mark.parametrize("length,size,factor", [(60, 12, 4), (28, 5, 1),
-                                                 (27, 7, 2), (100, 12, 2)])
-def test_selection_table_holds_every_reachable_corner(length, size, factor):
-    from ram_tf.glimpse import select
+@pytest.mark.parametrize("length,size,scales", [(60, 12, 3), (100, 12, 3),
+                                                 (28, 5, 2), (27, 7, 3),
+                                                 (16, 4, 1)])
+def test_one_table_lookup_gives_every_scales_window(length, size, scales):
+    """The looked-up rows are, bit for bit, the selection matrices of the
+    corners `window_corner` computes for each scale (the definition),
+    over a dense sweep of locations, the ends, every pixel edge and
+    centre, and the float32 neighbours of each (odd sizes included: their
+    corners also change at half pixels)."""
+    from ram_tf.glimpse import lookup
+    from ram_tf.glimpse import scale_table
     from ram_tf.glimpse import selection_matrices
-    from ram_tf.glimpse import selection_table
     from ram_tf.glimpse import window_corner
 
-    # A dense sweep of locations, both ends included, on both axes.
-    sweep = np.linspace(-1, 1, 4001, dtype=np.float32)
+    grid = np.arange(-2 * length, 2 * length + 1) / (2 * length)
+    grid = grid.astype(np.float32)
+    sweep = np.concatenate([
+        np.linspace(-1, 1, 4001, dtype=np.float32), grid,
+        np.nextafter(grid, np.float32(2)), np.nextafter(grid, np.float32(-2)),
+        np.random.default_rng(0).uniform(-1, 1, 4000).astype(np.float32)])
+    sweep = np.clip(sweep, -1, 1)
     locations = np.stack([sweep, sweep[::-1]], axis=1)
-    side = size * factor
-    corners = window_corner(tf.constant(locations), (length, length),
-                            side)[:, 0]
-    lo, table = selection_table(length, size, factor)
-    # Every corner is a row of the table (no clamping happens) ...
-    assert lo <= int(tf.reduce_min(corners))
-    assert int(tf.reduce_max(corners)) <= lo + table.shape[0] - 1
-    # ... and the looked-up matrices are the computed ones, bit for bit.
-    np.testing.assert_array_equal(
-        select(corners, length, size, factor).numpy(),
-        selection_matrices(corners, length, size, factor).numpy())
+    rows, cols = lookup(tf.constant(locations), (length, length), size,
+                        scales)
+    for axis, got in ((0, rows), (1, cols)):
+        want = [selection_matrices(window_corner(
+                    tf.constant(locations), (length, length),
+                    size * 2**k)[:, axis], length, size, 2**k)
+                for k in range(scales)]
+        np.testing.assert_array_equal(got.numpy(),
+                                      tf.concat(want, axis=1).numpy())
+    # Non-square images: one table per side, the same matrices.
+    rows_wide, cols_wide = lookup(tf.constant(locations),
+                                  (length, length + 3), size, scales)
+    np.testing.assert_array_equal(rows_wide.numpy(), rows.numpy())
+    assert cols_wide.shape[-1] == length + 3
+    assert scale_table(length, size, scales).shape[1:] == (scales * size,
+                                                           length)
+
+
+def test_matmul_sensor_on_non_square_images_matches_gather():
+    rng = np.random.default_rng(3)
+    images = np.floor(rng.random((16, 20, 33, 2)) * 256).astype(np.float32)
+    locations = rng.uniform(-1, 1, (16, 2)).astype(np.float32)
+    a = GlimpseSensor(5, 3, "matmul")((images, locations)).numpy()
+    b = GlimpseSensor(5, 3, "gather")((images, locations)).numpy()
+    np.testing.assert_array_equal(a, b)
 
 
 def test_window_placement_and_yx_order_are_pixel_exact():
@@ -175,8 +200,9 @@ def test_invalid_arguments_name_the_value(kwargs, match):
 
 
 def test_selection_tables_are_captured_once_not_copied_per_glimpse():
-    # A constant per read would store the tables once per glimpse, scale
-    # and chain in a SavedModel (26 MB on translated60 instead of 1.6).
+    # A constant per read would store the table once per glimpse and
+    # chain in a SavedModel (26 MB on translated60 with session 6's
+    # per-scale tables).
     sensor = GlimpseSensor(6, 3, "matmul")
     images = tf.zeros([2, 20, 20, 1])
 
@@ -191,4 +217,4 @@ def test_selection_tables_are_captured_once_not_copied_per_glimpse():
                      and (op.outputs[0].shape.num_elements() or 0) > 100]
     assert not big_constants
     tables = [t for t in graph.external_captures if t.shape.rank == 3]
-    assert len(tables) == 3  # one per scale (rows and columns share it)
+    assert len(tables) == 1  # every scale, rows and columns: one table
