@@ -185,11 +185,15 @@ def benchmark(model_name, task, batch_size, mc_samples, repeats, steps,
     exported = result["exported"]
     for key, threads in (("tf_defaults", "default threads"),
                          ("intra_op_1", "1 intra-op thread")):
-        for size in (1, 256):
-            r = exported[key][f"saved_model_batch_{size}"]
-            click.echo(f"SavedModel ({exported['saved_model_chains']} "
-                       f"chains, {threads}) batch {size}: "
-                       f"{r['images_per_s']:.0f} images/s")
+        for kind, label in (("saved_model", "SavedModel"),
+                            ("saved_model_bf16", "SavedModel bf16")):
+            for size in (1, 256):
+                r = exported[key].get(f"{kind}_batch_{size}")
+                if r is None:  # bf16: only where the CPU has bf16 units
+                    continue
+                click.echo(f"{label} ({exported['saved_model_chains']} "
+                           f"chains, {threads}) batch {size}: "
+                           f"{r['images_per_s']:.0f} images/s")
     tflite = exported["tf_defaults"]["tflite_fp32_batch_1"]
     click.echo(f"TFLite fp32 batch 1: {tflite['ms_per_image']:.2f} ms/image")
     click.echo(f"FLOPs: {result['flops']['train_update'] / 1e9:.2f} G per "

@@ -216,6 +216,11 @@ def exported_inference(model, config, images, repeats, steps) -> dict:
     results = {"saved_model_chains": chains}
     with tempfile.TemporaryDirectory() as tmp:
         export.write_saved_model(serving, tmp + "/sm", config.train.mc_samples)
+        if cpu.has_native_bf16():  # `ram-tf export --precision` choice
+            export.write_saved_model(
+                export.serving_model(model, chains=chains,
+                                     precision="mixed_bfloat16"),
+                tmp + "/sm_bf16", config.train.mc_samples)
         export.write_saved_model(tflite_model, tmp + "/sm_tflite",
                                  config.train.mc_samples)
         with open(tmp + "/model.tflite", "wb") as f:
@@ -239,27 +244,33 @@ def exported_inference(model, config, images, repeats, steps) -> dict:
 
 def time_exported(folder: str, repeats: int, steps: int,
                   intra_op: int = 0) -> dict:
-    """Time `folder`/sm (SavedModel) and `folder`/model.tflite on copies of
-    `folder`/image.npy [1, H, W, C], in the calling process, before whose
-    first op `intra_op` (when > 0) sets TensorFlow's intra-op pool."""
+    """Time `folder`/sm (SavedModel), `folder`/sm_bf16 (the same exported
+    with precision mixed_bfloat16, where present) and `folder`/model.tflite
+    on copies of `folder`/image.npy [1, H, W, C], in the calling process,
+    before whose first op `intra_op` (when > 0) sets TensorFlow's intra-op
+    pool."""
     if intra_op:
         tf.config.threading.set_intra_op_parallelism_threads(intra_op)
     from ram_tf import inference
 
-    sm = inference.load_exported(folder + "/sm")
+    saved = {"saved_model": inference.load_exported(folder + "/sm")}
+    if os.path.isdir(folder + "/sm_bf16"):
+        saved["saved_model_bf16"] = inference.load_exported(
+            folder + "/sm_bf16")
     tfl = inference.load_exported(folder + "/model.tflite")
     one = np.load(folder + "/image.npy")
     # As TensorFlow reports them (0: its default, every core).
     threading = tf.config.threading
     result = {"intra_op_threads": threading.get_intra_op_parallelism_threads(),
               "inter_op_threads": threading.get_inter_op_parallelism_threads()}
-    for size in (1, 256):
-        x = np.repeat(one, size, axis=0)
-        iters = max(1, steps * 4 // max(1, size // 32))
-        s = _timed(lambda: sm(x), repeats, iters)
-        result[f"saved_model_batch_{size}"] = {
-            "images_per_s": size / s["median"],
-            "spread_images_per_s": [size / s["max"], size / s["min"]]}
+    for key, sm in saved.items():
+        for size in (1, 256):
+            x = np.repeat(one, size, axis=0)
+            iters = max(1, steps * 4 // max(1, size // 32))
+            s = _timed(lambda: sm(x), repeats, iters)
+            result[f"{key}_batch_{size}"] = {
+                "images_per_s": size / s["median"],
+                "spread_images_per_s": [size / s["max"], size / s["min"]]}
     s = _timed(lambda: tfl(one), repeats, steps * 10)
     result["tflite_fp32_batch_1"] = {
         "ms_per_image": 1000 * s["median"],

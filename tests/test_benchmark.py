@@ -75,6 +75,10 @@ def test_benchmark_command_prints_json(mnist_dir):
     assert exported["intra_op_1"]["intra_op_threads"] == 1
     for key in ("tf_defaults", "intra_op_1"):
         assert exported[key]["saved_model_batch_256"]["images_per_s"] > 0
+        # The bf16 export (`ram-tf export --precision mixed_bfloat16`) is
+        # timed where the CPU multiplies bfloat16 natively, only there.
+        assert ("saved_model_bf16_batch_256" in exported[key]) == (
+            cpu.has_native_bf16())
     # The machine is recorded: figures only compare on like CPUs.
     assert figures["machine"]["cpu_count"] == os.cpu_count()
     assert set(figures["machine"]["flags"]) <= set(cpu.VECTOR_FLAGS)
