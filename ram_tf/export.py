@@ -361,10 +361,14 @@ def keras_from_export(path: str):
     if not os.path.exists(manifest):
         raise ExportError(f"no MANIFEST.json beside {version}")
     with open(manifest) as f:
-        config = config_lib.ExperimentConfig.from_dict(json.load(f)["config"])
-    # Computed as it was exported: in float32 (`serving_model`).
+        data = json.load(f)
+    config = config_lib.ExperimentConfig.from_dict(data["config"])
+    # Computed as it was exported (`serving_model`): float32 unless the
+    # version was exported with --precision mixed_bfloat16.
+    entry = data.get("artefacts", {}).get(
+        os.path.basename(os.path.normpath(version)), {})
     model = build_model(dataclasses.replace(config, train=dataclasses.replace(
-        config.train, precision="float32")))
+        config.train, precision=entry.get("precision", "float32"))))
     loaded = tf.saved_model.load(version)
     if len(loaded.variables) != len(model.variables):
         raise ExportError(f"{version} does not match its manifest's model")

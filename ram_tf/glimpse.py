@@ -21,13 +21,18 @@ Backends:
   f = 2^k, c the window corner, C_k likewise for columns. Window cut, zero
   fill outside the image and the f x f block mean are all in R_k and C_k,
   and the rows of every scale are stacked into one [k g, H] matrix, so one
-  product serves all scales. R_k and C_k are looked up, not built: one
-  gather per scale and axis from a constant table holding the matrix of
-  every corner a location in [-1, 1] can give (`selection_table`; 0.5 MB
-  on 60x60, 1 MB on 100x100). Building them took about 8 small ops each
-  and made the SavedModel 1.2-1.3x slower at batch 256 (README, "Speed").
-  Builtin TFLite ops, compiles under XLA. In TensorFlow as fast as gather
-  on 60x60 canvases and faster on larger ones (1.5x cluttered100
+  product serves all scales. The stacked matrices are looked up, not
+  built: every corner trunc(c - S_k / 2) of every scale is fixed by one
+  index, floor(u) + ceil(u) with u = c (2c for an odd g), so one table
+  holds the stacked matrices of every index a location in [-1, 1] can
+  give (`scale_table`, 1.0 MB on 60x60, 2.9 MB on 100x100) and a glimpse
+  costs one gather for rows and columns together (`lookup`). Building
+  the matrices took about 8 small ops per scale and axis and made the
+  SavedModel 1.2-1.3x slower at batch 256; one table per scale and axis
+  (session 6: three corners and six gathers per glimpse) served batch 1
+  at 0.84 of the speed (README, "Speed"). Bit-identical to building
+  them. Builtin TFLite ops, compiles under XLA. In TensorFlow as fast as
+  gather on 60x60 canvases and faster on larger ones (1.5x cluttered100
   updates), with or without XLA: the default. In TFLite at batch 1
   gather is faster (README, "Speed").
 - "gather": zero-pad once, then two `tf.gather`s (rows, then columns) per

@@ -322,6 +322,11 @@ def test_bfloat16_export_is_the_bfloat16_model_with_kernels_cast_once(
     want = tf.nn.softmax(reference(x)["logits"]).numpy()
     got = inference.load_exported(entry["path"])(x)
     np.testing.assert_allclose(got["probabilities"], want, atol=1e-6)
+    # Rebuilt from the export (for `ram-tf visualize`): bfloat16 too.
+    _, rebuilt = export.keras_from_export(entry["path"] + os.sep)
+    assert rebuilt.matmul_dtype == "bfloat16"
+    np.testing.assert_allclose(
+        tf.nn.softmax(rebuilt(x)["logits"]).numpy(), want, atol=1e-6)
     # bfloat16 products, not float32 ones: the answers differ a little.
     fp32 = inference.load_exported(exported["sm"]["path"])(x)
     assert not np.allclose(got["probabilities"], fp32["probabilities"],
