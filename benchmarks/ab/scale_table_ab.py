@@ -5,13 +5,11 @@ per glimpse), in the export's deterministic forward (float32, no XLA,
 2 chains) at batch 256 and 1, interleaved blocks.
   TF_ENABLE_ONEDNN_OPTS=1 python benchmarks/ab/scale_table_ab.py INTRA [task]
 INTRA: the intra-op pool (0: TensorFlow's default; 1: one thread per op).
-The session-6 sensor is read from git (`git show 7d310ae:ram_tf/glimpse.py`)."""
+The session-6 sensor is read from git (`session6.py`)."""
 # ruff: noqa: I001  (ram_tf first: it sets the oneDNN default for TF)
-import importlib.util
+import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 import ram_tf  # noqa: F401  (before TF: sets the oneDNN default)
@@ -26,14 +24,10 @@ from ram_tf import export  # noqa: E402
 from ram_tf.glimpse import GlimpseSensor  # noqa: E402
 from ram_tf.model import build_model  # noqa: E402
 
-old_src = subprocess.run(["git", "show", "7d310ae:ram_tf/glimpse.py"],
-                         capture_output=True, text=True, check=True).stdout
-path = tempfile.mktemp(suffix=".py")
-open(path, "w").write(old_src.replace(
-    "@keras.saving.register_keras_serializable", "# (not registered)\n#"))
-spec = importlib.util.spec_from_file_location("old_glimpse", path)
-old = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(old)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import session6  # noqa: E402
+
+old = session6.glimpse()
 
 cfg = C.resolve("ram", task, {"train.precision": "float32"})
 d = cfg.data

@@ -1,6 +1,9 @@
-"""A/B in one process: the matmul sensor's selection matrices looked up in
-a constant table (`glimpse.select`, kept) vs built from ranges and
-comparisons (`glimpse.selection_matrices`, before), interleaved blocks.
+"""A/B in one process (session 6): the matmul sensor's selection matrices
+looked up in one constant table per scale and axis (`select`, kept then)
+vs built from ranges and comparisons (`selection_matrices`, before),
+interleaved blocks. Both are the session-6 sensor (`session6.py`, from
+git); session 7 replaced the per-scale tables by one table of all scales
+(`scale_table_ab.py`).
   TF_ENABLE_ONEDNN_OPTS=1 python benchmarks/ab/selection_table_ab.py serve INTRA
       the export's forward (serving copy, 2 chains, no XLA), batch 1 and 256
   python benchmarks/ab/selection_table_ab.py train INTRA [PRECISION]
@@ -19,9 +22,15 @@ import tensorflow as tf
 from ram_tf import config as C
 from ram_tf import datasets
 from ram_tf import export
-from ram_tf import glimpse
+from ram_tf.glimpse import GlimpseSensor
 from ram_tf.model import build_model
 from ram_tf.training import make_optimizer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import session6  # noqa: E402
+
+glimpse = session6.glimpse()
+GlimpseSensor._matmul = glimpse.GlimpseSensor._matmul  # session 6's
 
 mode, intra = sys.argv[1], int(sys.argv[2])
 precision = sys.argv[3] if len(sys.argv) > 3 else "float32"
