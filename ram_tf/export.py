@@ -29,9 +29,11 @@ answers do not depend on it.
 Both artefacts come from a copy of the model with a builtin-op glimpse
 sensor (matmul for the SavedModel, gather for TFLite: each the faster there)
 and no nested XLA; the same windows as `tf.image.extract_glimpse`, to float
-rounding. Writes are atomic: a version is assembled in a hidden temporary
-folder and renamed into place, an existing version is never touched, and
-the manifest is replaced in one `os.replace`.
+rounding. The copy computes in float32 unless a SavedModel is asked for in
+mixed_bfloat16 (`serving_model`, `ram-tf export --precision`). Writes are
+atomic: a version is assembled in a hidden temporary folder and renamed
+into place, an existing version is never touched, and the manifest is
+replaced in one `os.replace`.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ Backends:
   the matrices took about 8 small ops per scale and axis and made the
   SavedModel 1.2-1.3x slower at batch 256; one table per scale and axis
   (session 6: three corners and six gathers per glimpse) served batch 1
-  at 0.84 of the speed (README, "Speed"). Bit-identical to building
+  at 0.79-0.85 of the speed (README, "Speed"). Bit-identical to building
   them. Builtin TFLite ops, compiles under XLA. In TensorFlow as fast as
   gather on 60x60 canvases and faster on larger ones (1.5x cluttered100
   updates), with or without XLA: the default. In TFLite at batch 1
@@ -108,7 +108,8 @@ def location_index(locations, length, resolution):
     fixes the windows of all scales at once.
 
     Args:
-      locations: float32 [...] in [-1, 1], one axis (y or x).
+      locations: float32 [...] in [-1, 1] (the sensor clips them), one
+        axis (y or x).
     Returns:
       int32 [...] in [0, 2 resolution length].
     """
