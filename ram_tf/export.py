@@ -84,9 +84,11 @@ def serving_model(model: RecurrentAttentionModel, fmt: str = "saved_model",
     - "mixed_bfloat16" (SavedModel only): the glimpse network's and core's
       matmuls take bfloat16 operands, as `--precision mixed_bfloat16`
       trains them, with the kernels cast once into constants
-      (`networks.frozen_kernels`). 1.3x the images/s of float32 at batch
-      256 on a CPU with AVX512-BF16 under oneDNN (README, "Speed"); on
-      one without bfloat16 units it is slower than float32.
+      (`networks.frozen_kernels`), and so do the sensor's selection
+      products (`GlimpseSensor` product_dtype; training keeps them in
+      float32). About 1.5x the images/s of float32 at batch 256 on a CPU
+      with AVX512-BF16 under oneDNN (README, "Speed"); on one without
+      bfloat16 units it is slower than float32.
     TF Serving runs no XLA by default and TFLite needs builtin ops. The
     matmul sensor is the fastest SavedModel without XLA; in TFLite at batch
     1 the gather sensor is (README, "Speed").
@@ -110,6 +112,8 @@ def serving_model(model: RecurrentAttentionModel, fmt: str = "saved_model",
     for layer in copy._flatten_layers():
         if hasattr(layer, "freeze_operands"):
             layer.freeze_operands()  # after set_weights: casts them
+    if precision == "mixed_bfloat16" and copy.sensor.backend == "matmul":
+        copy.sensor.product_dtype = "bfloat16"  # exact tables, 1.2x
     copy.input_hwc = model.input_hwc
     copy.chains = chains if fmt == "saved_model" else 1
     return copy
@@ -369,8 +373,11 @@ def keras_from_export(path: str):
     # version was exported with --precision mixed_bfloat16.
     entry = data.get("artefacts", {}).get(
         os.path.basename(os.path.normpath(version)), {})
+    precision = entry.get("precision", "float32")
     model = build_model(dataclasses.replace(config, train=dataclasses.replace(
-        config.train, precision=entry.get("precision", "float32"))))
+        config.train, precision=precision)))
+    if precision == "mixed_bfloat16" and model.sensor.backend == "matmul":
+        model.sensor.product_dtype = "bfloat16"  # as `serving_model`
     loaded = tf.saved_model.load(version)
     if len(loaded.variables) != len(model.variables):
         raise ExportError(f"{version} does not match its manifest's model")

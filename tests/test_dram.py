@@ -188,6 +188,8 @@ def test_bfloat16_serving_copy_freezes_both_core_layers():
         **{**TINY, "precision": "mixed_bfloat16"})
     reference(tf.zeros([1, 16, 16, 1]))
     reference.set_weights(model.get_weights())
+    assert served.sensor.product_dtype == "bfloat16"
+    reference.sensor.product_dtype = "bfloat16"
     x = tf.random.uniform([5, 16, 16, 1], seed=6)
     np.testing.assert_allclose(served(x)["logits"], reference(x)["logits"],
                                atol=1e-6)

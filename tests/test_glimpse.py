@@ -218,3 +218,37 @@ def test_selection_tables_are_captured_once_not_copied_per_glimpse():
     assert not big_constants
     tables = [t for t in graph.external_captures if t.shape.rank == 3]
     assert len(tables) == 1  # every scale, rows and columns: one table
+
+
+def test_bfloat16_products_round_to_8_bits_and_keep_the_windows():
+    """product_dtype="bfloat16": the same windows (zeros where float32
+    has zeros), values within three bfloat16 roundings (pixels, row
+    products, patches: 8 significant bits each, 2^-8 relative at most) of
+    the float32 sensor, float32 output, exact tables."""
+    from ram_tf.glimpse import scale_table
+
+    rng = np.random.default_rng(4)
+    images = rng.random((64, 30, 30, 1)).astype(np.float32)
+    locations = rng.uniform(-1, 1, (64, 2)).astype(np.float32)
+    exact = GlimpseSensor(6, 3)((images, locations)).numpy()
+    sensor = GlimpseSensor(6, 3, product_dtype="bfloat16")
+    got = sensor((images, locations))
+    assert got.dtype == tf.float32
+    got = got.numpy()
+    np.testing.assert_array_equal(got == 0, exact == 0)
+    np.testing.assert_allclose(got, exact, rtol=3 * 2.0**-8, atol=0)
+    assert not np.array_equal(got, exact)
+    np.testing.assert_array_equal(
+        tf.cast(scale_table(30, 6, 3, "bfloat16"), tf.float32).numpy(),
+        scale_table(30, 6, 3).numpy())
+    clone = GlimpseSensor.from_config(sensor.get_config())
+    assert clone.product_dtype == "bfloat16"
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"product_dtype": "float16"},
+    {"product_dtype": "bfloat16", "backend": "gather"},
+])
+def test_product_dtype_is_checked(kwargs):
+    with pytest.raises(ValueError, match="product_dtype"):
+        GlimpseSensor(**kwargs)
