@@ -33,8 +33,9 @@ from ram_tf_cli.common import quiet_tensorflow
 @click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16"]),
               default="float32", show_default=True,
               help="SavedModel only: mixed_bfloat16 multiplies the glimpse "
-              "network and core in bfloat16, 1.3x the images/s at batch 256 "
-              "on CPUs with AVX512-BF16 or AMX, slower without them")
+              "network, core and sensor in bfloat16, 1.5-1.7x the images/s "
+              "at batch 256 on CPUs with AVX512-BF16 or AMX, slower without "
+              "them")
 @click.option("--no-score", is_flag=True,
               help="skip measuring the artefact's test error")
 @mnist_option

@@ -86,9 +86,9 @@ def serving_model(model: RecurrentAttentionModel, fmt: str = "saved_model",
       trains them, with the kernels cast once into constants
       (`networks.frozen_kernels`), and so do the sensor's selection
       products (`GlimpseSensor` product_dtype; training keeps them in
-      float32). About 1.5x the images/s of float32 at batch 256 on a CPU
-      with AVX512-BF16 under oneDNN (README, "Speed"); on one without
-      bfloat16 units it is slower than float32.
+      float32). 1.47-1.75x the images/s of float32 at batch 256 on a CPU
+      with AVX512-BF16 under oneDNN, slower at batch 1 (README, "Speed");
+      on one without bfloat16 units it is slower than float32.
     TF Serving runs no XLA by default and TFLite needs builtin ops. The
     matmul sensor is the fastest SavedModel without XLA; in TFLite at batch
     1 the gather sensor is (README, "Speed").
