@@ -136,6 +136,9 @@ def scale_table(length: int, size: int, num_scales: int,
       once, however many glimpses read it (a constant per read would store
       it in the SavedModel once per glimpse and chain).
     """
+    if dtype != "float32":  # the same 0, 1 and 1/2^k values, cast
+        with tf.init_scope():
+            return tf.cast(scale_table(length, size, num_scales), dtype)
     sides = [size * 2**k for k in range(num_scales)]
     r = table_resolution(sides)
     rows = 2 * r * length + 1
@@ -149,7 +152,7 @@ def scale_table(length: int, size: int, num_scales: int,
             mats.append(selection_matrices(tf.constant(corners, tf.int32),
                                            length, size, 2**k))
     with tf.init_scope():
-        return tf.cast(tf.concat(mats, axis=1), dtype)
+        return tf.concat(mats, axis=1)
 
 
 def lookup(locations, shape, size, num_scales, dtype="float32"):
