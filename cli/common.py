@@ -1,9 +1,22 @@
-"""Shared pieces of the command line: grouped options, errors, flags."""
+"""Shared pieces of the command line: grouped options, errors, flags.
+
+Errors: `RamGroup` turns what the environment gets wrong (permissions, a
+file where a folder should be, a missing folder, a damaged JSON file of a
+run or export) into one line and exit code 2, for every command.
+`OutputPath` creates the parent folders of the files a command writes.
+`filter_native_stderr` keeps TensorFlow's CUDA probe lines off a CPU
+user's terminal.
+"""
 
 from __future__ import annotations
 
+import atexit
+import errno
+import json
 import os
+import re
 import sys
+import threading
 
 import click
 
@@ -156,7 +169,214 @@ def fail(message: str) -> None:
 
 
 def quiet_tensorflow() -> None:
+    """TensorFlow's C++ log at ERROR and above, unless the user chose."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+class OutputPath(click.Path):
+    """A path the command writes: a file, whose parent folders are created
+    here, or (`folder=True`) a folder, which the command creates once its
+    inputs have loaded."""
+
+    def __init__(self, folder: bool = False):
+        super().__init__(file_okay=not folder, dir_okay=folder)
+        self.folder = folder
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        if not self.folder:  # OSError: one line (RamGroup)
+            os.makedirs(os.path.dirname(os.path.abspath(value)),
+                        exist_ok=True)
+        return value
+
+
+def _os_error_line(e: OSError) -> str:
+    name = e.filename if e.filename is not None else None
+    if name is None:
+        return str(e).splitlines()[0] if str(e) else type(e).__name__
+    if isinstance(e, PermissionError) or e.errno == errno.EROFS:
+        what = ("read-only file system" if e.errno == errno.EROFS
+                else "permission denied")
+        return (f"cannot write or read {name}: {what}; expected a path this "
+                "user can write to (choose another path or fix its "
+                "permissions)")
+    if isinstance(e, FileExistsError):
+        return (f"{name} exists and is not a folder; expected a folder or a "
+                "path that does not exist yet")
+    if isinstance(e, NotADirectoryError):
+        return (f"{name}: part of this path is a file, not a folder; "
+                "expected folders along the path")
+    if isinstance(e, IsADirectoryError):
+        return f"{name} is a folder; expected a file"
+    if isinstance(e, FileNotFoundError):
+        return f"{name} does not exist; expected an existing file or folder"
+    return f"{e.strerror or e}: {name}"
+
+
+def _json_file_in(tb) -> str | None:
+    """The innermost .json file a frame of the traceback was reading."""
+    found = None
+    while tb is not None:
+        for key, value in tb.tb_frame.f_locals.items():
+            name = getattr(value, "name", value) if key in (
+                "f", "file", "handle") else value
+            if key in ("path", "manifest", "f", "file", "handle",
+                       "filename") and isinstance(name, str) \
+                    and name.endswith(".json"):
+                found = name
+        tb = tb.tb_next
+    return found
+
+
+def _from_config_parsing(tb) -> bool:
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name in ("from_dict", "from_json") and code.co_filename\
+                .endswith(os.path.join("ram_tf", "config.py")):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _tf_error_line(e: Exception) -> str | None:
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return None
+    kinds = (tf.errors.PermissionDeniedError, tf.errors.AlreadyExistsError,
+             tf.errors.NotFoundError)
+    if isinstance(e, kinds):
+        text = (getattr(e, "message", "") or str(e)).strip()
+        return text.splitlines()[0] if text else type(e).__name__
+    return None
+
+
+class RamGroup(click.Group):
+    """A click group whose commands end environment errors in one line."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except OSError as e:
+            fail(_os_error_line(e))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError,
+                ValueError) as e:
+            tb = e.__traceback__
+            if not (isinstance(e, json.JSONDecodeError)
+                    or _from_config_parsing(tb)):
+                raise  # a bug: keep the traceback
+            name = _json_file_in(tb) or "a JSON file of the run or export"
+            reason = (str(e) if not isinstance(e, KeyError)
+                      else f"no {e} field")
+            fail(f"{name} is damaged or not written by ram-tf "
+                 f"({type(e).__name__}: {reason}); expected the JSON file "
+                 "ram-tf writes there: restore it, or train or export "
+                 "into another folder")
+        except Exception as e:
+            line = _tf_error_line(e)
+            if line is None:
+                raise
+            fail(line)
+
+
+# TensorFlow's probe for CUDA on a machine without an NVIDIA driver: at
+# import (before absl::InitializeLog, so TF_CPP_MIN_LOG_LEVEL cannot hide
+# them) and at the first op.
+_CUDA_PROBE = re.compile(
+    r"Could not find cuda drivers|failed call to cuInit|"
+    r"Unable to register cu(DNN|FFT|BLAS) factory|"
+    r"All log messages before absl::InitializeLog\(\) is called")
+# Native log lines: I (info), W (warning), E (error), F (fatal).
+_NATIVE = re.compile(r"^(?:\d{4}-\d\d-\d\d [\d:.]+: )?([IWEF])(?:\d{4} |"
+                     r" (?:tensorflow|external)/)")
+_CONTINUED = re.compile(r"^To enable the following instructions:")
+
+
+def _keeps(line: str, min_level: int, cpu_only: bool, state: dict) -> bool:
+    """Whether a native stderr line reaches the terminal."""
+    if cpu_only and _CUDA_PROBE.search(line):
+        state["dropped"] = True
+        return False
+    match = _NATIVE.match(line)
+    if match:
+        level = "IWEF".index(match.group(1))
+        state["dropped"] = level < min_level
+        return not state["dropped"]
+    if _CONTINUED.match(line):  # second line of an info message
+        return not state.get("dropped")
+    state["dropped"] = False
+    return True
+
+
+def _cpu_only() -> bool:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return visible in ("", "-1") or not os.path.exists(
+        "/proc/driver/nvidia/version")
+
+
+def filter_native_stderr() -> None:
+    """Route file descriptor 2 through a filter for the process's life.
+
+    TensorFlow's C++ code logs at import before `TF_CPP_MIN_LOG_LEVEL` is
+    read, so the variable cannot hide those lines. The filter drops the
+    CUDA probe lines on a machine without an NVIDIA driver (or with
+    `CUDA_VISIBLE_DEVICES` empty) and applies `TF_CPP_MIN_LOG_LEVEL` to the
+    native lines TensorFlow writes regardless; everything else, Python's
+    own stderr and native errors included, passes unchanged.
+    """
+    try:
+        sys.stderr.flush()
+        original = os.dup(2)
+    except (AttributeError, OSError, ValueError):
+        return
+    try:
+        min_level = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+    except ValueError:
+        min_level = 0
+    cpu_only = _cpu_only()
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def write(data: bytes):
+        while data:
+            data = data[os.write(original, data):]
+
+    def pump():
+        state, pending = {}, b""
+        while True:
+            try:
+                chunk = os.read(read_end, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            lines = (pending + chunk).split(b"\n")
+            pending = lines.pop()
+            out = [line + b"\n" for line in lines
+                   if _keeps(line.decode(errors="replace"), min_level,
+                             cpu_only, state)]
+            if pending and not _NATIVE.match(pending.decode(
+                    errors="replace")) and not _CUDA_PROBE.search(
+                    pending.decode(errors="replace")):
+                out.append(pending)  # a prompt or progress: no waiting
+                pending = b""
+            write(b"".join(out))
+        if pending:
+            write(pending)
+        os.close(read_end)
+
+    thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+    thread.start()
+
+    def restore():
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(original, 2)  # closes the pipe's write end: the pump ends
+        thread.join(timeout=5)
+
+    atexit.register(restore)
 
 
 mnist_option = click.option(

@@ -8,6 +8,7 @@ import click
 import numpy as np
 
 from ram_tf import config as config_lib
+from ram_tf_cli.common import OutputPath
 from ram_tf_cli.common import data_dir_option
 from ram_tf_cli.common import fail
 from ram_tf_cli.common import mnist_option
@@ -21,7 +22,8 @@ from ram_tf_cli.common import quiet_tensorflow
                    "[default: the model's task]")
 @click.option("--n", "count", type=click.IntRange(1, 64), default=16,
               help="test images")
-@click.option("--out", default="visualize", help="output folder")
+@click.option("--out", default="visualize", type=OutputPath(folder=True),
+              help="output folder (created)")
 @click.option("--sample", is_flag=True,
               help="stochastic rollouts instead of the policy mean")
 @click.option("--seed", type=int, default=0, help="seed of --sample")
@@ -76,7 +78,8 @@ def visualize(run, task, count, out, sample, seed, mnist_dir, data_dir):
 @click.command()
 @click.argument("runs", nargs=-1, required=True,
                 type=click.Path(exists=True, file_okay=False))
-@click.option("--out", default="curves.png", help="PNG path")
+@click.option("--out", default="curves.png", type=OutputPath(),
+              help="PNG path (folders created)")
 @click.option("--threshold", "thresholds", type=float, multiple=True,
               default=(0.9, 0.95), help="validation accuracy thresholds")
 def curves(runs, out, thresholds):

@@ -2,7 +2,8 @@
 
 Only this package talks to the terminal. Bad input (unknown task or model,
 impossible settings, missing MNIST) ends with one line saying what was
-wrong and what is allowed, and exit code 2.
+wrong and what is allowed, and exit code 2; so do permission, existing-
+file and missing-folder errors and damaged JSON files (`RamGroup`).
 """
 
 from __future__ import annotations
@@ -14,14 +15,19 @@ import click
 from ram_tf_cli import deploy
 from ram_tf_cli import figures
 from ram_tf_cli import runs
+from ram_tf_cli.common import RamGroup
+from ram_tf_cli.common import filter_native_stderr
+from ram_tf_cli.common import quiet_tensorflow
 
 
-@click.group(context_settings={"show_default": True,
+@click.group(cls=RamGroup,
+             context_settings={"show_default": True,
                                "help_option_names": ["-h", "--help"]})
 @click.version_option(importlib.metadata.version("ram-tf"),
                       prog_name="ram-tf")
 def cli():
     """Recurrent Attention Model (Mnih et al. 2014) on MNIST-derived tasks."""
+    quiet_tensorflow()  # before any command loads TensorFlow
 
 
 for command in (runs.train, runs.evaluate, runs.data, runs.benchmark,
@@ -31,6 +37,8 @@ for command in (runs.train, runs.evaluate, runs.data, runs.benchmark,
 
 
 def main():
+    quiet_tensorflow()
+    filter_native_stderr()  # before TensorFlow loads: its CUDA probe lines
     cli(prog_name="ram-tf")
 
 

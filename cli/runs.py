@@ -11,6 +11,7 @@ from ram_tf import config as config_lib
 from ram_tf import cpu
 from ram_tf_cli.common import FIELD_OF
 from ram_tf_cli.common import GroupedCommand
+from ram_tf_cli.common import OutputPath
 from ram_tf_cli.common import data_dir_option
 from ram_tf_cli.common import fail
 from ram_tf_cli.common import grouped_options
@@ -88,7 +89,8 @@ def evaluate(workdir, mnist_dir, data_dir, split):
               default="test")
 @click.option("--n", "count", type=click.IntRange(1, 100), default=16,
               help="examples to draw")
-@click.option("--out", default=None, help="PNG path [default: TASK.png]")
+@click.option("--out", default=None, type=OutputPath(),
+              help="PNG path, folders created [default: TASK.png]")
 @mnist_option
 @data_dir_option
 @grouped_options("data")

@@ -11,8 +11,10 @@ target's centre as (y, x) in [-1, 1]) and `bbox` (float32 [4], normalised
   and a run resumed at step s sees exactly the batches it would have seen.
 - validation / test: the other 5,000 training digits / the 10,000 test
   digits, placed once with the task's fixed seed in chunks of 1,000 and
-  materialised (cached as uint8 .npz under the cache dir). Every run on every
-  machine scores the same canvases; `fingerprint` gives their sha256.
+  materialised (cached as uint8 .npz under the cache dir, keyed by the
+  placement settings and, for a folder other than the original digits, by
+  its files). Every run on every machine scores the same canvases;
+  `fingerprint` gives their sha256.
 """
 
 from __future__ import annotations
@@ -181,8 +183,10 @@ def fixed_arrays(
     if split not in ("validation", "test"):
         raise ValueError(f"fixed canvases exist for validation and test, "
                          f"not {split!r}")
+    parts = sorted(_compose_kwargs(data).items()) + [data.seed]
+    tag = mnist.source_tag(mnist_dir)  # "" for the original digits
     key = hashlib.sha256(
-        repr(sorted(_compose_kwargs(data).items()) + [data.seed]).encode()
+        repr(parts + [tag] if tag else parts).encode()
     ).hexdigest()[:16]
     cache = os.path.join(cache_dir or default_cache_dir(),
                          f"{split}-{key}.npz")

@@ -2,7 +2,9 @@
 
 `example_grid` draws canvases with their ground truth: the digit's ink box
 (green) and its centre (red cross), titled with the label, so a person can
-check the data pipeline by eye.
+check the data pipeline by eye. `glimpse_path` numbers the glimpses and
+colours them by time step; `learning_curves` marks every logged point.
+Each has a `*_figure` twin returning the figure, for tests.
 """
 
 from __future__ import annotations
@@ -27,12 +29,23 @@ def example_grid(batch: dict[str, np.ndarray], path: str,
       path: output PNG.
       title: figure title.
     """
+    fig = example_grid_figure(batch, title)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def example_grid_figure(batch: dict[str, np.ndarray],
+                        title: str | None = None):
+    """The figure of `example_grid`: every label above its own image."""
     images = np.asarray(batch["image"])
     n, h, w, c = images.shape
     cols = min(n, 8)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows),
-                             squeeze=False)
+    # Constrained layout reserves room for each title (and the suptitle),
+    # so no image covers the labels of the row below.
+    fig, axes = plt.subplots(rows, cols,
+                             figsize=(1.6 * cols, 1.9 * rows + 0.4),
+                             squeeze=False, layout="constrained")
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= n:
@@ -49,9 +62,7 @@ def example_grid(batch: dict[str, np.ndarray], path: str,
         ax.set_title(str(int(batch["label"][i])), fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
 def glimpse_boxes(location, image_hw, size, num_scales):
@@ -73,39 +84,62 @@ def glimpse_boxes(location, image_hw, size, num_scales):
 def glimpse_path(image: np.ndarray, locations: np.ndarray, path: str,
                  glimpse_size: int | None = None, num_scales: int = 1,
                  title: str | None = None, correct: bool | None = None):
-    """One image with its glimpse path and the nested boxes of every step.
+    """One image with its glimpse path, every step numbered and coloured.
+
+    Step t (1..T) gets its colour from the viridis map (dark: first,
+    yellow: last), its number at the glimpse centre, and, when the sensor
+    is given, its nested boxes in the same colour; a legend names the
+    steps.
 
     Args:
       image: [H, W, C] in [0, 1].
       locations: [T, 2] glimpse centres, (y, x) in [-1, 1].
       glimpse_size, num_scales: the sensor (boxes drawn when given).
-      correct: colour green (True) / red (False) / blue (unknown).
+      correct: path line green (True) / red (False) / blue (unknown).
     """
+    fig = glimpse_path_figure(image, locations, glimpse_size, num_scales,
+                              title, correct)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def step_colours(num_steps: int) -> list:
+    """One RGBA colour per glimpse step, first to last (viridis)."""
+    cmap = plt.get_cmap("viridis")
+    return [cmap(t / max(num_steps - 1, 1) * 0.9) for t in range(num_steps)]
+
+
+def glimpse_path_figure(image, locations, glimpse_size=None, num_scales=1,
+                        title=None, correct=None):
+    """The figure of `glimpse_path` (see there)."""
     h, w, c = image.shape
+    locations = np.asarray(locations)
     colour = {True: "lime", False: "red", None: "deepskyblue"}[correct]
-    fig, ax = plt.subplots(figsize=(4, 4))
+    colours = step_colours(len(locations))
+    fig, ax = plt.subplots(figsize=(4.8, 4), layout="constrained")
     ax.imshow(image[..., 0] if c == 1 else image, cmap="gray", vmin=0,
               vmax=1, interpolation="nearest")
-    centres = (np.asarray(locations) + 1) * [h / 2, w / 2] - 0.5
-    ax.plot(centres[:, 1], centres[:, 0], "-", color=colour, lw=1)
-    ax.plot(centres[0, 1], centres[0, 0], "o", mfc="none", color=colour)
-    ax.plot(centres[-1, 1], centres[-1, 0], "o", color=colour)
-    if glimpse_size:
-        for t, loc in enumerate(locations):
-            alpha = 0.3 + 0.7 * (t + 1) / len(locations)
+    centres = (locations + 1) * [h / 2, w / 2] - 0.5
+    ax.plot(centres[:, 1], centres[:, 0], "-", color=colour, lw=1,
+            alpha=0.6)
+    for t, (loc, (cy, cx)) in enumerate(zip(locations, centres)):
+        ax.plot(cx, cy, "o", color=colours[t], ms=11, mec="white", mew=0.8,
+                label=f"glimpse {t + 1}")
+        ax.text(cx, cy, str(t + 1), color="white", fontsize=7,
+                ha="center", va="center", fontweight="bold")
+        if glimpse_size:
             for x0, y0, side in glimpse_boxes(loc, (h, w), glimpse_size,
                                               num_scales):
                 ax.add_patch(plt.Rectangle((x0, y0), side, side, fill=False,
-                                           edgecolor=colour, lw=1,
-                                           alpha=alpha))
+                                           edgecolor=colours[t], lw=1.2))
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
     ax.axis("off")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7,
+              frameon=False, title="order", title_fontsize=7)
     if title:
         ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
 def read_log(path: str) -> dict[str, np.ndarray]:
@@ -137,15 +171,24 @@ def learning_curves(logs: dict[str, dict[str, np.ndarray]], path: str):
     Args:
       logs: {run label: `read_log` columns}.
     """
+    fig = learning_curves_figure(logs)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def learning_curves_figure(logs: dict[str, dict[str, np.ndarray]]):
+    """The figure of `learning_curves`. Every logged point has a marker,
+    so a run with one epoch shows as a dot, not as nothing."""
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
     for ax, key in zip(axes.flat, _TERMS):
         for label, log in logs.items():
             if key in log and "updates" in log:
-                ax.plot(log["updates"], log[key], label=label, lw=1.2)
+                many = len(log["updates"]) > 40
+                ax.plot(log["updates"], log[key], label=label, lw=1.2,
+                        marker="." if many else "o", ms=3 if many else 5)
         ax.set_title(key, fontsize=10)
         ax.set_xlabel("updates")
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig

@@ -10,8 +10,9 @@ the class probabilities the classifier would give after glimpse t.
   middle: the k patches seen at step t, enlarged;
   right:  the class probabilities after step t;
 coloured green when the final answer is right and red when it is wrong (the
-seed project's convention). `trajectory_grid` draws the paths of many
-images in one PNG (start: open circle, end: filled dot, title
+seed project's convention); the glimpse centres are numbered 1..T and
+coloured by step (viridis). `trajectory_grid` draws the paths of many
+images in one PNG (numbered, step-coloured centres with a legend, title
 "truth | prediction"). Matplotlib only, Agg backend, GIFs through Pillow.
 """
 
@@ -28,6 +29,7 @@ import tensorflow as tf  # noqa: E402
 from matplotlib import animation as mpl_animation  # noqa: E402
 
 from ram_tf.plots import glimpse_boxes  # noqa: E402
+from ram_tf.plots import step_colours  # noqa: E402
 
 
 def rollouts(model, images: np.ndarray, sample: bool = False,
@@ -92,8 +94,7 @@ def frame_figure(image, roll, t, label, bbox=None, glimpse_size=12):
                                    lw=1, ls="--"))
     centres = (locations[:t + 1] + 1) * [h / 2, w / 2] - 0.5
     ax.plot(centres[:, 1], centres[:, 0], "-", color=colour, lw=1)
-    ax.plot(centres[0, 1], centres[0, 0], "o", mfc="none", color=colour,
-            ms=4)
+    _numbered_steps(ax, centres, step_colours(len(locations)))
     for x0, y0, side in glimpse_boxes(locations[t], (h, w), glimpse_size,
                                       num_scales):
         ax.add_patch(plt.Rectangle((x0, y0), side, side, fill=False,
@@ -119,6 +120,15 @@ def frame_figure(image, roll, t, label, bbox=None, glimpse_size=12):
                   fontsize=9)
     fig.tight_layout()
     return fig, ax
+
+
+def _numbered_steps(ax, centres, colours, size=9):
+    """Glimpse centres as dots coloured by step, numbered 1, 2, ..."""
+    for t, (cy, cx) in enumerate(centres):
+        ax.plot(cx, cy, "o", color=colours[t], ms=size, mec="white",
+                mew=0.6, label=f"glimpse {t + 1}")
+        ax.text(cx, cy, str(t + 1), color="white", fontsize=size * 0.6,
+                ha="center", va="center", fontweight="bold")
 
 
 def animation(image, roll, label, path, bbox=None, glimpse_size=12,
@@ -148,11 +158,19 @@ def animation(image, roll, label, path, bbox=None, glimpse_size=12,
 
 def trajectory_grid(images, rolls, labels, path, cols=8):
     """Glimpse paths of n images in one PNG."""
+    fig = trajectory_grid_figure(images, rolls, labels, cols)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def trajectory_grid_figure(images, rolls, labels, cols=8):
+    """The figure of `trajectory_grid`."""
     n = len(images)
     cols = min(cols, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 2.0 * rows),
-                             squeeze=False)
+    fig, axes = plt.subplots(rows, cols,
+                             figsize=(1.8 * cols, 2.0 * rows + 0.5),
+                             squeeze=False, layout="constrained")
     for i, ax in enumerate(axes.flat):
         if i >= n:
             ax.axis("off")
@@ -164,13 +182,12 @@ def trajectory_grid(images, rolls, labels, path, cols=8):
         colour = _colour(prediction == int(labels[i]))
         centres = (rolls["locations"][i] + 1) * [h / 2, w / 2] - 0.5
         ax.plot(centres[:, 1], centres[:, 0], "-", color=colour, lw=1)
-        ax.plot(centres[0, 1], centres[0, 0], "o", mfc="none",
-                color=colour, ms=5)
-        ax.plot(centres[-1, 1], centres[-1, 0], "o", color=colour, ms=4)
+        _numbered_steps(ax, centres, step_colours(len(centres)), size=7)
         ax.set_xlim(-0.5, w - 0.5)
         ax.set_ylim(h - 0.5, -0.5)
         ax.set_title(f"{int(labels[i])} | {prediction}", fontsize=9,
                      color=colour)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", fontsize=8,
+               ncols=min(len(names), 8), frameon=False)
+    return fig

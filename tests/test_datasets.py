@@ -98,7 +98,8 @@ def test_train_stream_is_a_pure_function_of_seed_and_step(mnist_dir):
     assert first[0]["image"].shape == (4, 60, 60, 1)
 
 
-def test_fixed_test_canvases_are_byte_identical(mnist_dir, tmp_path):
+@pytest.mark.slow
+def test_fixed_test_canvases_are_byte_identical(real_mnist_dir, tmp_path):
     data = datasets.task_data_config("translated60")
     a = datasets.fixed_arrays(data, "test", cache_dir=str(tmp_path / "a"))
     b = datasets.fixed_arrays(data, "test", cache_dir=str(tmp_path / "b"))
@@ -123,7 +124,9 @@ def test_load_returns_example_dicts(mnist_dir, cache_dir):
     assert ex["image"].shape == (28, 28, 1) and ex["image"].dtype == tf.float32
     assert 0.0 <= float(tf.reduce_min(ex["image"]))
     assert float(tf.reduce_max(ex["image"])) <= 1.0
-    assert ds.cardinality().numpy() == 5000
+    # The fake MNIST's 6,000 train digits keep one twelfth for validation,
+    # as the original's 60,000 keep 5,000 (test_real_splits_...).
+    assert ds.cardinality().numpy() == 500
     train = next(iter(datasets.load("translated100", "train", batch_size=2)))
     assert train["image"].shape == (2, 100, 100, 1)
 
@@ -149,3 +152,21 @@ def test_missing_or_corrupt_mnist_dir_names_expected_files(mnist_dir,
     os.remove(bad / "t10k-images-idx3-ubyte.gz")
     with pytest.raises(mnist.MnistNotFoundError, match="no t10k-images"):
         mnist.check_mnist_dir(str(bad))
+
+
+def test_fake_and_real_digits_never_share_cached_canvases(mnist_dir,
+                                                          tmp_path):
+    data = datasets.task_data_config("mnist28")
+    fake = datasets.fixed_arrays(data, "validation",
+                                 cache_dir=str(tmp_path))
+    assert len(fake["label"]) == 500
+    assert mnist.source_tag(mnist_dir) != ""
+    # Another folder with other digits: another cache entry.
+    from conftest import write_idx_files
+
+    other = write_idx_files(tmp_path / "other", {"train": 1200,
+                                                 "t10k": 100}, seed=5)
+    again = datasets.fixed_arrays(data, "validation", mnist_dir=other,
+                                  cache_dir=str(tmp_path))
+    assert len(again["label"]) == 100
+    assert len(os.listdir(tmp_path)) == 3  # two .npz and the folder

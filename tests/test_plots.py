@@ -35,7 +35,8 @@ def test_curves_command_prints_speed_up_and_writes_png(tmp_path):
     assert "dram: 4000 updates" in result.output
     assert "ldram: 2000 updates (speed-up x2.00 vs first run)" in \
         result.output
-    assert open(out, "rb").read(4) == b"\x89PNG"
+    with open(out, "rb") as f:
+        assert f.read(4) == b"\x89PNG"
 
 
 def test_curves_gives_a_lower_bound_when_the_first_run_is_short(tmp_path):
@@ -54,3 +55,70 @@ def test_curves_gives_a_lower_bound_when_the_first_run_is_short(tmp_path):
                                       str(tmp_path / "d.png"),
                                       "--threshold", "0.9"])
     assert "ldram: 1000 updates\n" in result.output
+
+
+def _batch(n=16, size=60):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return {"image": rng.random((n, size, size, 1)),
+            "label": np.arange(n) % 10,
+            "location": np.zeros((n, 2)),
+            "bbox": np.tile([0.2, 0.2, 0.6, 0.6], (n, 1))}
+
+
+def test_data_grid_shows_every_label_above_its_own_image():
+    import matplotlib.pyplot as plt
+
+    fig = plots.example_grid_figure(_batch(16), title="cluttered60 (test)")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 16
+    images = [ax.images[0].get_window_extent(renderer) for ax in shown]
+    suptitle = fig._suptitle.get_window_extent(renderer)
+    for i, ax in enumerate(shown):
+        label = ax.title.get_window_extent(renderer)
+        assert ax.title.get_text() == str(i % 10)
+        for j, image in enumerate(images):
+            assert not label.overlaps(image), (i, j)
+        assert not suptitle.overlaps(label), i
+    plt.close(fig)
+
+
+def test_glimpse_plot_numbers_and_colours_the_steps():
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    image = np.zeros((60, 60, 1))
+    locations = np.array([[0, 0], [-0.3, 0.1], [0.1, 0.2], [0.2, -0.1]])
+    fig = plots.glimpse_path_figure(image, locations, glimpse_size=8,
+                                    num_scales=2)
+    ax = fig.axes[0]
+    numbers = [t.get_text() for t in ax.texts]
+    assert numbers == ["1", "2", "3", "4"]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["glimpse 1", "glimpse 2", "glimpse 3", "glimpse 4"]
+    # Each step's two boxes share its colour; steps differ.
+    colours = [tuple(p.get_edgecolor()) for p in ax.patches]
+    assert len(colours) == 8 and len(set(colours)) == 4
+    assert colours[0] == colours[1] and colours[1] != colours[2]
+    plt.close(fig)
+
+
+def test_one_point_learning_curve_is_visible(tmp_path):
+    import matplotlib.pyplot as plt
+
+    log = plots.read_log(os.path.join(_run(tmp_path, "one", [0.4]),
+                                      "log.csv"))
+    fig = plots.learning_curves_figure({"one": log})
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 1 and len(lines[0].get_xdata()) == 1
+    assert lines[0].get_marker() not in (None, "None", "", " ")
+    assert lines[0].get_markersize() >= 3
+    plt.close(fig)
+    out = tmp_path / "deep" / "er" / "one.png"  # folders created
+    result = CliRunner().invoke(cli, ["curves", str(tmp_path / "one"),
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.exists()

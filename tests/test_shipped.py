@@ -54,8 +54,10 @@ def _classes(script, model, npz, tmp_path):
     return np.load(out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_model_scores_its_manifest_without_ram_tf(name, mnist_dir,
+def test_shipped_model_scores_its_manifest_without_ram_tf(name,
+                                                          real_mnist_dir,
                                                           tmp_path):
     base = os.path.join(ROOT, name)
     manifest = json.load(open(os.path.join(base, "MANIFEST.json")))

@@ -41,9 +41,9 @@ def test_gif_has_one_frame_per_glimpse(rolled, tmp_path):
     one = {k: v[0] for k, v in rolls.items()}
     path = str(tmp_path / "g.gif")
     assert vis.animation(images[0], one, 3, path, glimpse_size=4) == 3
-    gif = Image.open(path)
-    assert gif.n_frames == 3
-    assert gif.size[0] > 400 and gif.size[1] > 150
+    with Image.open(path) as gif:
+        assert gif.n_frames == 3
+        assert gif.size[0] > 400 and gif.size[1] > 150
 
 
 def test_boxes_are_drawn_where_the_locations_say(rolled):
@@ -75,8 +75,8 @@ def test_trajectory_grid_png(rolled, tmp_path):
     _, images, rolls = rolled
     path = str(tmp_path / "t.png")
     vis.trajectory_grid(images, rolls, [1, 2], path)
-    png = Image.open(path)
-    assert png.size[0] >= 2 * 150
+    with Image.open(path) as png:
+        assert png.size[0] >= 2 * 150
 
 
 def test_visualize_command_on_another_task_of_the_same_size(
@@ -97,7 +97,33 @@ def test_visualize_command_on_another_task_of_the_same_size(
     result = CliRunner().invoke(cli, ["visualize", workdir, "--task",
                                       "cluttered60", "--n", "2", "--out", out])
     assert result.exit_code == 0, result.output
-    assert Image.open(f"{out}/glimpses_01.gif").n_frames == 2
+    with Image.open(f"{out}/glimpses_01.gif") as gif:
+        assert gif.n_frames == 2
     wrong = CliRunner().invoke(cli, ["visualize", workdir, "--task",
                                      "cluttered100", "--out", out])
     assert wrong.exit_code == 2 and "100x100x1" in wrong.output
+
+
+def test_trajectory_grid_numbers_and_colours_the_glimpses(rolled):
+    import matplotlib.pyplot as plt
+
+    _, images, rolls = rolled
+    fig = vis.trajectory_grid_figure(images, rolls, [1, 2])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["1", "2", "3"]
+    dots = [line for line in ax.get_lines()
+            if line.get_label().startswith("glimpse")]
+    assert len({tuple(d.get_color()) for d in dots}) == 3
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "glimpse 1", "glimpse 2", "glimpse 3"]
+    plt.close(fig)
+
+
+def test_gif_frames_number_the_glimpses_so_far(rolled):
+    import matplotlib.pyplot as plt
+
+    _, images, rolls = rolled
+    one = {k: v[0] for k, v in rolls.items()}
+    fig, ax = vis.frame_figure(images[0], one, 2, 3, glimpse_size=4)
+    assert [t.get_text() for t in ax.texts] == ["1", "2", "3"]
+    plt.close(fig)
