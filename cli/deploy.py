@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
+import warnings
 
 import click
 
+from ram_tf import manifest as manifest_lib
 from ram_tf_cli.common import OutputPath
 from ram_tf_cli.common import data_dir_option
 from ram_tf_cli.common import fail
@@ -23,8 +24,15 @@ from ram_tf_cli.common import quiet_tensorflow
     help="TFLite only")
 @click.option("--name", default=None, help="[default: MODEL_TASK]")
 @click.option("--version", "version", type=click.IntRange(1), default=None,
-              help="SavedModel version [default: next free number]")
-@click.option("--out", default="exported_models", help="exported-models dir")
+              help="SavedModel version; required beside existing versions, "
+              "since TF Serving serves the highest [default: 1 in a new "
+              "model folder]")
+# default: ram_tf.export.DEFAULT_OUT (tested); not exported_models/, the
+# repository's shipped models.
+@click.option("--out", default="exports", help="exported-models dir")
+@click.option("--force", is_flag=True,
+              help="replace an existing version or TFLite file (otherwise "
+              "refused, nothing written)")
 # default: ram_tf.export.DEFAULT_CHAINS (not imported here: TensorFlow).
 @click.option("--chains", type=click.IntRange(1), default=2, show_default=True,
               help="SavedModel only: batch slices computed concurrently; "
@@ -42,9 +50,21 @@ from ram_tf_cli.common import quiet_tensorflow
 @mnist_option
 @data_dir_option
 def export(workdir, fmt, quantize, name, version, out, chains, precision,
-           no_score, mnist_dir, data_dir):
-    """Export a run as a TF Serving SavedModel or a TFLite file."""
+           force, no_score, mnist_dir, data_dir):
+    """Export a run as a TF Serving SavedModel or a TFLite file.
+
+    An existing version or TFLite file is replaced only with --force; a new
+    version beside existing ones needs --version (TF Serving serves the
+    highest); a model folder holds one task and input shape. A refused
+    export writes nothing. --out defaults to exports/, not the repository's
+    shipped models (exported_models/).
+    """
     quiet_tensorflow()
+    if manifest_lib.is_shipped_folder(out):
+        click.secho(f"WARNING: {out} is this repository's folder of shipped "
+                    "models; an export there changes what is shipped and "
+                    "served (use --out elsewhere for your own models)",
+                    err=True, fg="red", bold=True)
     if quantize != "none" and fmt != "tflite":
         fail("--quantize applies to --format tflite only")
     if precision != "float32" and fmt != "saved_model":
@@ -65,7 +85,7 @@ def export(workdir, fmt, quantize, name, version, out, chains, precision,
         entry = export_lib.export_run(
             workdir, out=out, name=name, version=version, fmt=fmt,
             quantize=quantize, chains=chains, precision=precision,
-            mnist_dir=mnist_dir,
+            force=force, mnist_dir=mnist_dir,
             data_dir=data_dir,
             score=not no_score)
     except (export_lib.ExportError, training.RunDirError,
@@ -88,11 +108,21 @@ def export(workdir, fmt, quantize, name, version, out, chains, precision,
               help="PNG with the glimpse boxes (IMAGE name appended when "
                    "several images are given)")
 def predict(model_path, images, plot):
-    """Classify PNG/JPEG images with an exported model (SavedModel/TFLite)."""
-    quiet_tensorflow()
-    import numpy as np
-    from PIL import Image
+    """Classify images with an exported model (SavedModel folder or .tflite).
 
+    IMAGES are PNG/JPEG files (scaled to [0, 1]) or .npy float arrays
+    [H, W] or [H, W, C] (taken as they are). The models expect MNIST's look:
+    a white digit (1.0) on a black background (0.0), float pixels in
+    [0, 1], at the model's input size (e.g. 60x60). NaN or Inf pixels are
+    refused; values outside [0, 1] and inverted-looking images (dark digit
+    on white) get a warning, since the model answers them wrongly with
+    confidence.
+
+    The model is checked against the sha256 its MANIFEST.json records.
+    Load only SavedModels you trust: a SavedModel's graph can hold ops that
+    read and write files (TFLite builtin ops cannot).
+    """
+    quiet_tensorflow()
     from ram_tf import inference
     from ram_tf import plots
 
@@ -103,16 +133,19 @@ def predict(model_path, images, plot):
     h, w, c = fn.input_shape
     sensor = _sensor_of(model_path)
     for path in images:
-        try:
-            picture = Image.open(path).convert("L" if c == 1 else "RGB")
-        except OSError as e:
-            fail(f"{path} is not a readable PNG/JPEG image ({e})")
-        x = np.asarray(picture, np.float32) / 255.0
-        x = x.reshape(x.shape[0], x.shape[1], c)
+        x = _read_image(path, c)
         if x.shape[:2] != (h, w):
             fail(f"{path} is {x.shape[1]}x{x.shape[0]} pixels; the model "
                   f"expects {w}x{h}")
-        out = fn(x[None])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", inference.InputWarning)
+            try:
+                out = fn(x[None])
+            except inference.InputError as e:
+                fail(f"{path}: {e}")
+        for warning in caught:
+            if issubclass(warning.category, inference.InputWarning):
+                click.echo(f"warning: {path}: {warning.message}", err=True)
         k = int(out["classes"][0])
         route = " ".join(f"({y:+.2f},{x_:+.2f})"
                          for y, x_ in out["locations"][0])
@@ -128,15 +161,42 @@ def predict(model_path, images, plot):
             click.echo(f"  -> {target}")
 
 
+def _read_image(path, channels):
+    """[H, W, channels] float32: a .npy array as it is, or a PNG/JPEG
+    scaled to [0, 1]."""
+    import numpy as np
+
+    if path.endswith(".npy"):
+        try:
+            x = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            fail(f"{path} is not a readable .npy array ({e})")
+        if x.ndim == 2:
+            x = x[..., None]
+        if x.ndim != 3 or x.shape[-1] != channels or x.dtype.kind not in (
+                "f", "i", "u"):
+            fail(f"{path} holds a {x.dtype} array of shape {list(x.shape)}; "
+                 f"expected a float array [H, W] or [H, W, {channels}]")
+        return x.astype(np.float32)
+    from PIL import Image
+
+    try:
+        picture = Image.open(path).convert("L" if channels == 1 else "RGB")
+    except OSError as e:
+        fail(f"{path} is not a readable PNG/JPEG image ({e})")
+    x = np.asarray(picture, np.float32) / 255.0
+    return x.reshape(x.shape[0], x.shape[1], channels)
+
+
 def _sensor_of(model_path):
-    """Glimpse size and scales from the export's MANIFEST.json, if any."""
-    here = os.path.abspath(model_path)
-    for folder in (os.path.dirname(here), os.path.dirname(os.path.dirname(
-            here)), here):
-        manifest = os.path.join(folder, "MANIFEST.json")
-        if os.path.exists(manifest):
-            with open(manifest) as f:
-                glimpse = json.load(f)["config"]["glimpse"]
-            return {"glimpse_size": glimpse["size"],
-                    "num_scales": glimpse["num_scales"]}
-    return {}
+    """Glimpse size and scales of the artefact's config in its
+    MANIFEST.json, if any."""
+    try:
+        config = manifest_lib.config_of(model_path)
+    except (OSError, ValueError, manifest_lib.ExportError):
+        return {}
+    if not config:
+        return {}
+    glimpse = config["glimpse"]
+    return {"glimpse_size": glimpse["size"],
+            "num_scales": glimpse["num_scales"]}

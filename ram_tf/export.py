@@ -1,10 +1,10 @@
 """Trained runs as servable artefacts: SavedModel (TF Serving) and TFLite.
 
-Layout, one folder per model name:
-  exported_models/NAME/N/               SavedModel, TF Serving version N
-  exported_models/NAME/model_fp32.tflite (and _dynamic, _float16, _int8)
-  exported_models/NAME/MANIFEST.json    task, model config, test error of
-                                        each artefact, versions, sha256s
+Layout, one folder per model name (`ram_tf.manifest`):
+  OUT/NAME/N/               SavedModel, TF Serving version N
+  OUT/NAME/model_fp32.tflite (and _dynamic, _float16, _int8)
+  OUT/NAME/MANIFEST.json    task, input; per artefact its config, test
+                            error, library versions, sha256
 
 Signatures (public API, tested):
   serving_default(images float32 [batch, H, W, C] in [0, 1]) ->
@@ -14,6 +14,9 @@ Signatures (public API, tested):
   monte_carlo(images, seed int32 [2]) -> the same keys, probabilities
     averaged over M stochastic rollouts (locations of the first rollout);
     SavedModel only.
+  Both refuse, as errors, images of another shape and NaN or Inf pixels
+  (`checked_images`; SavedModels exported before these checks lack them,
+  and `load_exported` checks in Python for every artefact).
 
 Rollout chains (SavedModel): both signatures cut a request's batch into
 `chains` slices (default 2, `RecurrentAttentionModel.rollouts`) whose
@@ -31,16 +34,15 @@ sensor (matmul for the SavedModel, gather for TFLite: each the faster there)
 and no nested XLA; the same windows as `tf.image.extract_glimpse`, to float
 rounding. The copy computes in float32 unless a SavedModel is asked for in
 mixed_bfloat16 (`serving_model`, `ram-tf export --precision`). Writes are
-atomic: a version is assembled in a hidden temporary folder and renamed
-into place, an existing version is never touched, and the manifest is
-replaced in one `os.replace`.
+atomic: an artefact is assembled in a hidden temporary folder and renamed
+into place, and the manifest is replaced in one `os.replace`. What may be
+written where (one task per folder, no replacement unless forced) is
+`ram_tf.manifest`'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -51,7 +53,13 @@ import numpy as np
 import tensorflow as tf
 
 from ram_tf import datasets
+from ram_tf import manifest as manifest_lib
+from ram_tf.manifest import ExportError
+from ram_tf.manifest import sha256
 from ram_tf.model import RecurrentAttentionModel
+
+__all__ = ["ExportError", "export_run", "keras_from_export", "serving_model",
+           "sha256", "tflite_bytes", "write_saved_model"]
 
 QUANTIZE = ("none", "dynamic", "float16", "int8")
 # What an exported SavedModel's glimpse network and core multiply in
@@ -60,10 +68,9 @@ EXPORT_PRECISIONS = ("float32", "mixed_bfloat16")
 # Rollout chains of an exported SavedModel (module docstring); the CLI's
 # `--chains` default repeats it (the CLI defers importing TensorFlow).
 DEFAULT_CHAINS = 2
-
-
-class ExportError(RuntimeError):
-    """An export that cannot be made; nothing was written."""
+# Where `export_run` writes by default: not exported_models/, the folder of
+# the shipped models, which a user's export run from a checkout would hit.
+DEFAULT_OUT = "exports"
 
 
 # The glimpse sensor each artefact format is built with (see serving_model).
@@ -134,12 +141,29 @@ def _outputs(out, probabilities):
     }
 
 
-def _endpoints(model, mc_samples):
+def checked_images(images, hwc):
+    """`images` with two checked ops in front of the model: the declared
+    shape [batch, H, W, C] (`EnsureShape`; a SavedModel signature alone
+    lets a request of another shape with as many pixels through, reshaped)
+    and finite values (`CheckNumerics`; a NaN pixel would answer class 0).
+    TF Serving returns either failure as an error naming it. TFLite files
+    are converted without them: `load_exported` checks in Python there."""
+    images = tf.ensure_shape(images, [None, *hwc])
+    return tf.debugging.assert_all_finite(
+        images, "images must be finite float32 pixels in [0, 1] (white "
+        "digit on black); got NaN or Inf")
+
+
+def _endpoints(model, mc_samples, checked=True):
+    def guard(images):
+        return checked_images(images, model.input_hwc) if checked else images
+
     def serve(images):
-        out = model.rollouts(images)
+        out = model.rollouts(guard(images))
         return _outputs(out, tf.nn.softmax(out["logits"]))
 
     def monte_carlo(images, seed):
+        images = guard(images)
         # The whole request's policy noise from the seed, then cut with the
         # batch: the answer depends on the seed, not on `model.chains`.
         noise = tf.random.stateless_normal(
@@ -159,9 +183,12 @@ def _spec(hwc, batch=None):
     return tf.TensorSpec([batch, *hwc], tf.float32, name="images")
 
 
-def write_saved_model(model, path: str, mc_samples: int = 10) -> None:
-    """Write the SavedModel of `model` (a serving copy) to `path`."""
-    serve, monte_carlo = _endpoints(model, mc_samples)
+def write_saved_model(model, path: str, mc_samples: int = 10,
+                      checked: bool = True) -> None:
+    """Write the SavedModel of `model` (a serving copy) to `path`; with
+    `checked`, its signatures refuse inputs of another shape and non-finite
+    pixels (`checked_images`)."""
+    serve, monte_carlo = _endpoints(model, mc_samples, checked)
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint("serving_default", serve,
@@ -206,66 +233,35 @@ def tflite_bytes(saved_model_dir: str, quantize: str = "none",
         raise ExportError(f"TFLite conversion failed: {e}") from e
 
 
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    if os.path.isdir(path):
-        for root, _, files in sorted(os.walk(path)):
-            for name in sorted(files):
-                full = os.path.join(root, name)
-                h.update(os.path.relpath(full, path).encode())
-                with open(full, "rb") as f:
-                    h.update(f.read())
-    else:
-        with open(path, "rb") as f:
-            h.update(f.read())
-    return h.hexdigest()
-
-
-def _next_version(base: str) -> int:
-    if not os.path.isdir(base):
-        return 1
-    numbers = [int(n) for n in os.listdir(base) if n.isdigit()]
-    return max(numbers, default=0) + 1
-
-
-def _read_manifest(base: str) -> dict:
-    path = os.path.join(base, "MANIFEST.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
-    return {"artefacts": {}}
-
-
-def _write_manifest(base: str, manifest: dict) -> None:
-    path = os.path.join(base, "MANIFEST.json")
-    fd, tmp = tempfile.mkstemp(dir=base, prefix=".MANIFEST.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(manifest, f, indent=2, sort_keys=True)
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from other users
-    os.replace(tmp, path)
-
-
-def export_run(workdir: str, *, out: str = "exported_models",
+def export_run(workdir: str, *, out: str = DEFAULT_OUT,
                name: str | None = None, version: int | None = None,
                fmt: str = "saved_model", quantize: str = "none",
                chains: int = DEFAULT_CHAINS, precision: str = "float32",
-               mnist_dir=None, data_dir=None, cache_dir=None,
-               score: bool = True) -> dict:
+               force: bool = False, mnist_dir=None, data_dir=None,
+               cache_dir=None, score: bool = True) -> dict:
     """Export the run in `workdir`; returns the manifest entry written.
 
     Args:
       workdir: a run directory (`ram_tf.training`).
-      out: the exported-models folder.
-      name: model name (default MODEL_TASK).
-      version: SavedModel version; default the next free number. An
-        existing version is refused, never overwritten.
+      out: the exported-models folder (default "exports"; the repository's
+        exported_models/ holds the shipped models).
+      name: model name (default MODEL_TASK). A model folder holds one task
+        and input shape; another is refused.
+      version: SavedModel version. Default: 1 in a new folder; beside
+        existing versions a number must be given (TF Serving serves the
+        highest), unless `force` (then the next free number).
       fmt: "saved_model" or "tflite".
       quantize: TFLite only: none, dynamic, float16 or int8.
       chains: SavedModel only: batch slices computed concurrently (module
         docstring); 1 computes a batch as one.
       precision: SavedModel only: "float32" or "mixed_bfloat16"
         (`serving_model`).
+      force: replace an existing version or TFLite file of that name.
       score: measure the artefact's test error for the manifest.
+
+    Raises:
+      ExportError: on a refusal (`manifest.check_target`) or a failed
+        conversion; nothing is written then.
     """
     from ram_tf import inference
     from ram_tf import training
@@ -281,78 +277,86 @@ def export_run(workdir: str, *, out: str = "exported_models",
     model = serving_model(trained, fmt, chains, precision)
     name = name or f"{config.model}_{config.task}"
     base = os.path.join(out, name)
-    os.makedirs(base, exist_ok=True)
-    manifest = _read_manifest(base)
-    manifest.update({
-        "name": name, "task": config.task, "config": config.to_dict(),
-        "input": {"name": "images", "dtype": "float32",
-                  "shape": [None, *trained.input_hwc], "range": [0, 1]},
-        "signatures": {
-            "serving_default": ["probabilities", "classes", "locations"],
-            "monte_carlo": ["probabilities", "classes", "locations"]},
-        "versions": training.versions(),
-    })
+    manifest = manifest_lib.read(base)
+    if fmt == "saved_model":
+        existing = manifest_lib.versions(base)
+        key = str(version or (existing[-1] + 1 if existing else 1))
+    else:
+        key = f"model_{'fp32' if quantize == 'none' else quantize}.tflite"
+    manifest_lib.check_target(base, manifest, task=config.task,
+                              hwc=trained.input_hwc, key=key,
+                              version_given=version is not None, force=force)
+    final = os.path.join(base, key)
     arrays = None
     if score or quantize == "int8":
         arrays = datasets.fixed_arrays(d, "test", mnist_dir, data_dir,
                                        cache_dir)
+    os.makedirs(base, exist_ok=True)
     staging = tempfile.mkdtemp(dir=base, prefix=".staging-")
     os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide it from a server
     try:
         if fmt == "saved_model":
-            version = version or _next_version(base)
-            final = os.path.join(base, str(version))
-            if os.path.exists(final):
-                raise ExportError(f"{final} exists; exports never overwrite "
-                                  "a version (choose another --version)")
             write_saved_model(model, staging, config.train.mc_samples)
-            key = str(version)
+            probe = staging
         else:  # "tflite" (formats were checked above)
             sm_dir = os.path.join(staging, "saved_model")
-            write_saved_model(model, sm_dir, config.train.mc_samples)
+            # TFLite keeps builtins only: the converter drops the checked
+            # ops, so `load_exported` checks TFLite inputs in Python.
+            write_saved_model(model, sm_dir, config.train.mc_samples,
+                              checked=False)
             rep = None
             if quantize == "int8":
                 rep = arrays["image"][:200].astype(np.float32) / 255.0
-            blob = tflite_bytes(sm_dir, quantize, rep)
-            suffix = "fp32" if quantize == "none" else quantize
-            key = f"model_{suffix}.tflite"
-            final = os.path.join(base, key)
-            tmp_file = os.path.join(staging, key)
-            with open(tmp_file, "wb") as f:
-                f.write(blob)
+            probe = os.path.join(staging, key)
+            with open(probe, "wb") as f:
+                f.write(tflite_bytes(sm_dir, quantize, rep))
         entry = {"format": fmt, "quantize": quantize if fmt == "tflite"
                  else None, "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                          time.gmtime()),
                  "source_run": os.path.abspath(workdir),
-                 # The config above is the run's; the artefact's sensor is
-                 # this one (same windows to float rounding).
+                 "task": config.task,
+                 # The run's config; the artefact's sensor is this one
+                 # (same windows to float rounding).
+                 "config": config.to_dict(),
                  "glimpse_backend": model.sensor.backend,
                  "chains": model.chains,
                  "precision": precision,
+                 # New exports refuse other shapes and NaN/Inf inside the
+                 # SavedModel graph (`checked_images`).
+                 "input_checks": fmt == "saved_model",
                  # An unfinished run exports its latest checkpoint; say so.
                  "updates": training.trained_updates(workdir, config),
-                 "planned_updates": config.train.steps}
+                 "planned_updates": config.train.steps,
+                 "versions": training.versions()}
         if score:
-            probe = staging if fmt == "saved_model" else tmp_file
             try:
                 entry["test_error"] = inference.test_error(
-                    inference.load_exported(probe), arrays)
+                    inference.load_exported(probe, verify=False), arrays)
             except RuntimeError as e:  # the interpreter refused the model
                 raise ExportError(f"the exported {key} does not run: {e}"
                                   ) from e
             entry["test_images"] = int(len(arrays["label"]))
             entry["test_sha256"] = datasets.fingerprint(arrays)
-        if fmt == "saved_model":
-            os.rename(staging, final)  # atomic on one file system
-            staging = None
-        else:
-            os.replace(tmp_file, final)
-        entry["sha256"] = sha256(final)
+        entry["sha256"] = sha256(probe)
+        manifest_lib.move_into_place(probe, final, force)
+        if not manifest.get("task"):  # a new folder: its task and input
+            manifest.update({
+                "name": name, "task": config.task, "config": config.to_dict(),
+                "input": {"name": "images", "dtype": "float32",
+                          "shape": [None, *trained.input_hwc],
+                          "range": [0, 1], "polarity": "white on black"},
+                "signatures": {
+                    "serving_default": ["probabilities", "classes",
+                                        "locations"],
+                    "monte_carlo": ["probabilities", "classes",
+                                    "locations"]},
+                "versions": training.versions()})
         manifest["artefacts"][key] = entry
-        _write_manifest(base, manifest)
+        manifest_lib.fill_checksums(base, manifest)
+        manifest_lib.write(base, manifest)
         return {"path": final, **entry}
     finally:
-        if staging and os.path.exists(staging):
+        if os.path.exists(staging):
             shutil.rmtree(staging, ignore_errors=True)
 
 
@@ -360,26 +364,29 @@ def keras_from_export(path: str):
     """(config, Keras model) rebuilt from an exported SavedModel.
 
     `path` is a version folder or a model folder (highest version). The
-    model is rebuilt from MANIFEST.json's config and its variables are
-    assigned from the SavedModel's, which `ExportArchive` stores in the
-    model's own variable order (shapes are checked).
+    SavedModel is checked against the sha256 its manifest records, the
+    model is rebuilt from the config the manifest records for it, and its
+    variables are assigned from the SavedModel's, which `ExportArchive`
+    stores in the model's own variable order (shapes are checked).
+
+    Raises:
+      ExportError: no manifest, a checksum mismatch, or other variables.
     """
     from ram_tf import config as config_lib
-    from ram_tf.inference import _latest_version
     from ram_tf.model import build_model
 
-    version = _latest_version(path)
-    manifest = os.path.join(os.path.dirname(os.path.abspath(version)),
-                            "MANIFEST.json")
-    if not os.path.exists(manifest):
-        raise ExportError(f"no MANIFEST.json beside {version}")
-    with open(manifest) as f:
-        data = json.load(f)
-    config = config_lib.ExperimentConfig.from_dict(data["config"])
+    version = manifest_lib.latest_version(path)
+    data, entry = manifest_lib.entry_of(version)
+    if not data:
+        raise ExportError(f"no {manifest_lib.MANIFEST} beside {version}")
+    try:
+        manifest_lib.verify(version)
+    except manifest_lib.IntegrityError as e:
+        raise ExportError(str(e)) from e
+    config = config_lib.ExperimentConfig.from_dict(
+        entry.get("config", data["config"]))
     # Computed as it was exported (`serving_model`): float32 unless the
     # version was exported with --precision mixed_bfloat16.
-    entry = data.get("artefacts", {}).get(
-        os.path.basename(os.path.normpath(version)), {})
     precision = entry.get("precision", "float32")
     model = build_model(dataclasses.replace(config, train=dataclasses.replace(
         config.train, precision=precision)))

@@ -1,28 +1,56 @@
 """Running exported models: `load_exported(path)` for SavedModel and TFLite.
 
 `load_exported` returns a callable taking a NumPy batch float32
-[batch, H, W, C] in [0, 1] and returning a dict of NumPy arrays
-(probabilities [batch, 10], classes [batch], locations [batch, T, 2]).
-Inputs are checked first, so a wrong rank, size, channel count or dtype
-gets an error naming what the model expects. A `.tflite` path runs in the
-`ai_edge_litert` interpreter (no TensorFlow in the loop); anything else is
-loaded as a SavedModel (a version folder, or a model folder whose highest
-version is taken).
+[batch, H, W, C] in [0, 1], white digits on a black background as in
+MNIST, and returning a dict of NumPy arrays (probabilities [batch, 10],
+classes [batch], locations [batch, T, 2]). Inputs are checked first
+(`check_images`):
+- a wrong rank, size, channel count or dtype, or a NaN or Inf pixel, is an
+  `InputError` naming what the model expects;
+- values outside [0, 1] (0-255 images) and images that look inverted
+  (black digit on white: a mostly bright border) get an `InputWarning`,
+  since the model would answer them with confidence, and wrongly.
+A `.tflite` path runs in the `ai_edge_litert` interpreter (no TensorFlow
+in the loop); anything else is loaded as a SavedModel (a version folder,
+or a model folder whose highest version is taken). Before loading, the
+artefact is checked against the sha256 its MANIFEST.json records
+(`ram_tf.manifest.verify`). Load only SavedModels you trust: a SavedModel's
+graph can hold ops that read and write files; TFLite builtins cannot.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 
 import numpy as np
+
+from ram_tf import manifest
+
+# A border brighter than this share of the value range on average: the
+# image looks inverted. MNIST-derived canvases have dark borders (clutter
+# and digits touch them only in part); black-on-white drawings and photos
+# of paper have bright ones; uniform noise averages 0.5.
+INVERTED_BORDER = 0.6
 
 
 class InputError(ValueError):
     """An input batch the exported model cannot take."""
 
 
-def check_images(images, shape) -> np.ndarray:
-    """Validate a batch against the model's [H, W, C]; return float32."""
+class InputWarning(UserWarning):
+    """An input batch the model takes but probably misreads."""
+
+
+def check_images(images, shape, warn: bool = True) -> np.ndarray:
+    """Validate a batch against the model's [H, W, C]; return float32.
+
+    Raises:
+      InputError: wrong dtype, rank or shape, or non-finite values.
+    Warns:
+      InputWarning: values outside [0, 1], or inverted-looking images.
+    """
     h, w, c = shape
     want = f"float32 images of shape [batch, {h}, {w}, {c}] in [0, 1]"
     images = np.asarray(images)
@@ -34,24 +62,47 @@ def check_images(images, shape) -> np.ndarray:
                          f"shape {list(images.shape)}")
     if tuple(images.shape[1:]) != (h, w, c):
         raise InputError(f"expected {want}; got shape {list(images.shape)}")
-    return images.astype(np.float32, copy=False)
+    x = images.astype(np.float32, copy=False)
+    if not x.size:
+        return x
+    # min and max propagate NaN, and Inf is an extreme: two passes check
+    # finiteness and the range together.
+    lo, hi = float(x.min()), float(x.max())
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+        raise InputError(f"expected {want}; got {bad} NaN or Inf value(s)")
+    if warn:
+        for message in suspicions(x, lo, hi):
+            warnings.warn(message, InputWarning, stacklevel=3)
+    return x
 
 
-def _latest_version(path: str) -> str:
-    if os.path.exists(os.path.join(path, "saved_model.pb")):
-        return path
-    versions = sorted((int(n) for n in os.listdir(path) if n.isdigit()))
-    if not versions:
-        raise FileNotFoundError(
-            f"{path} holds no SavedModel (saved_model.pb) or version folder")
-    return os.path.join(path, str(versions[-1]))
+def suspicions(x: np.ndarray, lo: float, hi: float) -> list[str]:
+    """What looks wrong about a finite batch `x` [B, H, W, C] whose values
+    span [lo, hi]: the messages of `check_images`'s warnings."""
+    found = []
+    if lo < 0 or hi > 1:
+        found.append(
+            f"pixel values span [{lo:g}, {hi:g}]; the models expect [0, 1]"
+            + (" (divide 0-255 images by 255)" if hi > 1.5 else ""))
+    border = np.concatenate(
+        [x[:, 0].reshape(len(x), -1), x[:, -1].reshape(len(x), -1),
+         x[:, :, 0].reshape(len(x), -1), x[:, :, -1].reshape(len(x), -1)],
+        axis=1).mean(axis=1)
+    inverted = int(np.count_nonzero(border > INVERTED_BORDER * max(hi, 1.0)))
+    if inverted:
+        found.append(
+            f"{inverted} of {len(x)} image(s) look inverted (a bright "
+            "border: a dark digit on a light background?); the models "
+            "expect white digits on black, in [0, 1] (try 1 - image)")
+    return found
 
 
 class _SavedModelRunner:
     def __init__(self, path: str):
         import tensorflow as tf
 
-        self.path = _latest_version(path)
+        self.path = manifest.latest_version(path)
         self._tf = tf
         self._loaded = tf.saved_model.load(self.path)
         self._fn = self._loaded.signatures["serving_default"]
@@ -94,10 +145,17 @@ class _TFLiteRunner:
             return self._runner(images=x)
 
 
-def load_exported(path: str):
-    """A callable for an exported model (SavedModel folder or .tflite)."""
+def load_exported(path: str, verify: bool = True):
+    """A callable for an exported model (SavedModel folder or .tflite).
+
+    With `verify`, an artefact whose bytes differ from the sha256 its
+    MANIFEST.json records is refused (`manifest.IntegrityError`, a
+    ValueError); one without a manifest or record is loaded as it is.
+    """
     if not os.path.exists(path):
         raise FileNotFoundError(f"no exported model at {path}")
+    if verify:
+        manifest.verify(path)
     if path.endswith(".tflite"):
         return _TFLiteRunner(path)
     return _SavedModelRunner(path)

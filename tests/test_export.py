@@ -173,7 +173,7 @@ def test_failed_export_leaves_nothing_and_versions_are_never_touched(
     monkeypatch.setattr(export, "write_saved_model", broken)
     with pytest.raises(KeyboardInterrupt):
         export.export_run(exported["workdir"], out=exported["out"],
-                          score=False)
+                          version=2, score=False)
     assert sorted(n for n in os.listdir(base) if not n.endswith(
         ".tflite")) == ["1", "MANIFEST.json"]
     assert export.sha256(os.path.join(base, "1")) == before

@@ -1,0 +1,159 @@
+"""Exports never replace or mix: existing artefacts, other tasks, versions
+TF Serving would serve, and the repository's shipped models."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from ram_tf import config as config_lib
+from ram_tf import export
+from ram_tf import manifest
+from ram_tf import training
+
+TINY = {
+    "glimpse.num_glimpses": 2, "core.glimpse_hidden": 8,
+    "core.location_hidden": 8, "core.glimpse_units": 8,
+    "core.core_units": 8, "train.batch_size": 4, "train.mc_samples": 2,
+    "train.steps": 1, "train.steps_per_epoch": 1,
+    "train.precision": "float32",
+}
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED = os.path.join(REPO, "exported_models")
+
+
+@pytest.fixture(scope="module")
+def run(mnist_dir, cache_dir, tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("guards") / "run")
+    cfg = config_lib.resolve("ram", "mnist28", TINY)
+    training.train_and_evaluate(cfg, workdir, verbose=0, evaluate_test=False)
+    return workdir
+
+
+def _snapshot(folder):
+    """Every file under `folder` (hidden ones too) -> its sha256."""
+    return {os.path.relpath(os.path.join(root, n), folder):
+            manifest.sha256(os.path.join(root, n))
+            for root, _, files in os.walk(folder) for n in files}
+
+
+def test_tflite_file_is_replaced_only_when_forced(run, tmp_path):
+    out = str(tmp_path)
+    first = export.export_run(run, out=out, fmt="tflite", score=False)
+    with open(first["path"], "wb") as f:
+        f.write(b"the model shipped before")
+    before = _snapshot(out)
+    with pytest.raises(export.ExportError, match="exists.*--force"):
+        export.export_run(run, out=out, fmt="tflite", score=False)
+    assert _snapshot(out) == before  # old bytes, manifest and no leftovers
+    forced = export.export_run(run, out=out, fmt="tflite", score=False,
+                               force=True)
+    assert open(forced["path"], "rb").read(8) != b"the mode"
+    assert forced["sha256"] == manifest.sha256(forced["path"])
+
+
+def test_a_new_savedmodel_version_must_be_asked_for(run, tmp_path):
+    out = str(tmp_path)
+    one = export.export_run(run, out=out, score=False)
+    assert one["path"].endswith(os.path.join("ram_mnist28", "1"))
+    digest = manifest.sha256(one["path"])
+    before = _snapshot(out)
+    # TF Serving would serve a silent version 2 at once.
+    with pytest.raises(export.ExportError, match="--version 2"):
+        export.export_run(run, out=out, score=False)
+    with pytest.raises(export.ExportError, match="exists"):
+        export.export_run(run, out=out, version=1, score=False)
+    assert _snapshot(out) == before
+    two = export.export_run(run, out=out, version=2, score=False)
+    assert two["path"].endswith(os.path.join("ram_mnist28", "2"))
+    assert manifest.sha256(one["path"]) == digest
+
+
+def test_forced_savedmodel_replaces_its_version(run, tmp_path):
+    out = str(tmp_path)
+    one = export.export_run(run, out=out, score=False)
+    stray = os.path.join(one["path"], "stray.txt")
+    open(stray, "w").write("not part of the export")
+    forced = export.export_run(run, out=out, version=1, force=True,
+                               score=False)
+    assert not os.path.exists(stray)
+    assert forced["sha256"] == manifest.sha256(forced["path"])
+    assert sorted(os.listdir(os.path.dirname(forced["path"]))) == [
+        "1", "MANIFEST.json"]
+
+
+def test_model_folder_refuses_another_task_or_input_shape(run, tmp_path):
+    # An mnist28 run under the name of a 60x60 translated60 model.
+    base = tmp_path / "ram_translated60"
+    base.mkdir()
+    shutil.copy(os.path.join(SHIPPED, "ram_translated60", "MANIFEST.json"),
+                base)
+    before = _snapshot(str(tmp_path))
+    for fmt in ("saved_model", "tflite"):
+        with pytest.raises(export.ExportError,
+                           match=r"translated60 models of input \[60, 60, 1\]"
+                           r".*mnist28 with input \[28, 28, 1\]"):
+            export.export_run(run, out=str(tmp_path), name="ram_translated60",
+                              fmt=fmt, score=False, force=True)
+    assert _snapshot(str(tmp_path)) == before
+
+
+def test_artefacts_without_a_recorded_sha256_get_one(run, tmp_path):
+    out = str(tmp_path)
+    one = export.export_run(run, out=out, score=False)
+    base = os.path.dirname(one["path"])
+    data = manifest.read(base)
+    del data["artefacts"]["1"]["sha256"]
+    manifest.write(base, data)
+    export.export_run(run, out=out, fmt="tflite", score=False)
+    assert manifest.read(base)["artefacts"]["1"]["sha256"] == (
+        manifest.sha256(one["path"]))
+
+
+def test_each_artefact_records_its_own_config(run, tmp_path):
+    entry = export.export_run(run, out=str(tmp_path), score=False)
+    data = json.load(open(os.path.join(os.path.dirname(entry["path"]),
+                                       "MANIFEST.json")))
+    assert data["artefacts"]["1"]["config"] == data["config"]
+    assert data["artefacts"]["1"]["input_checks"] is True
+    assert data["input"]["shape"] == [None, 28, 28, 1]
+
+
+def test_default_out_is_not_the_shipped_models(monkeypatch):
+    from ram_tf_cli.deploy import export as export_command
+
+    option = next(p for p in export_command.params if p.name == "out")
+    assert option.default == export.DEFAULT_OUT
+    monkeypatch.chdir(REPO)
+    assert not manifest.is_shipped_folder(export.DEFAULT_OUT)
+    assert manifest.is_shipped_folder("exported_models")
+
+
+def test_cli_export_warns_in_the_shipped_folder_and_refuses_overwrite(
+        run, tmp_path):
+    from click.testing import CliRunner
+
+    from ram_tf_cli.main import cli
+
+    before = _snapshot(SHIPPED)
+    # Refused (another task): warned, and the shipped models untouched.
+    result = CliRunner().invoke(cli, [
+        "export", run, "--out", SHIPPED, "--name", "ram_translated60",
+        "--format", "tflite", "--no-score"])
+    assert result.exit_code == 2, result.output
+    assert "WARNING" in result.output and "shipped" in result.output
+    assert "mnist28" in result.output
+    assert _snapshot(SHIPPED) == before
+    # A second TFLite export into the same place: one-line refusal.
+    args = ["export", run, "--out", str(tmp_path), "--format", "tflite",
+            "--no-score"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    file = os.path.join(str(tmp_path), "ram_mnist28", "model_fp32.tflite")
+    digest = manifest.sha256(file)
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 2
+    assert "exists" in again.output and "--force" in again.output
+    assert "WARNING" not in again.output
+    assert manifest.sha256(file) == digest
+    assert CliRunner().invoke(cli, args + ["--force"]).exit_code == 0
