@@ -1,7 +1,6 @@
 """Exports never replace or mix: existing artefacts, other tasks, versions
 TF Serving would serve, and the repository's shipped models."""
 
-import json
 import os
 import shutil
 
@@ -49,7 +48,8 @@ def test_tflite_file_is_replaced_only_when_forced(run, tmp_path):
     assert _snapshot(out) == before  # old bytes, manifest and no leftovers
     forced = export.export_run(run, out=out, fmt="tflite", score=False,
                                force=True)
-    assert open(forced["path"], "rb").read(8) != b"the mode"
+    with open(forced["path"], "rb") as f:
+        assert f.read(8) != b"the mode"
     assert forced["sha256"] == manifest.sha256(forced["path"])
 
 
@@ -74,7 +74,8 @@ def test_forced_savedmodel_replaces_its_version(run, tmp_path):
     out = str(tmp_path)
     one = export.export_run(run, out=out, score=False)
     stray = os.path.join(one["path"], "stray.txt")
-    open(stray, "w").write("not part of the export")
+    with open(stray, "w") as f:
+        f.write("not part of the export")
     forced = export.export_run(run, out=out, version=1, force=True,
                                score=False)
     assert not os.path.exists(stray)
@@ -113,8 +114,7 @@ def test_artefacts_without_a_recorded_sha256_get_one(run, tmp_path):
 
 def test_each_artefact_records_its_own_config(run, tmp_path):
     entry = export.export_run(run, out=str(tmp_path), score=False)
-    data = json.load(open(os.path.join(os.path.dirname(entry["path"]),
-                                       "MANIFEST.json")))
+    data = manifest.read(os.path.dirname(entry["path"]))
     assert data["artefacts"]["1"]["config"] == data["config"]
     assert data["artefacts"]["1"]["input_checks"] is True
     assert data["input"]["shape"] == [None, 28, 28, 1]
@@ -131,25 +131,32 @@ def test_default_out_is_not_the_shipped_models(monkeypatch):
 
 
 def test_cli_export_warns_in_the_shipped_folder_and_refuses_overwrite(
-        run, tmp_path):
+        run, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from ram_tf_cli.main import cli
 
-    before = _snapshot(SHIPPED)
+    # A stand-in for the repository's exported_models/, so that a
+    # regression could never write into the real shipped models.
+    shipped = tmp_path / "exported_models"
+    (shipped / "ram_translated60").mkdir(parents=True)
+    shutil.copy(os.path.join(SHIPPED, "ram_translated60", "MANIFEST.json"),
+                shipped / "ram_translated60")
+    monkeypatch.setattr(manifest, "shipped_folder", lambda: str(shipped))
+    before = _snapshot(str(shipped))
     # Refused (another task): warned, and the shipped models untouched.
     result = CliRunner().invoke(cli, [
-        "export", run, "--out", SHIPPED, "--name", "ram_translated60",
+        "export", run, "--out", str(shipped), "--name", "ram_translated60",
         "--format", "tflite", "--no-score"])
     assert result.exit_code == 2, result.output
     assert "WARNING" in result.output and "shipped" in result.output
     assert "mnist28" in result.output
-    assert _snapshot(SHIPPED) == before
+    assert _snapshot(str(shipped)) == before
     # A second TFLite export into the same place: one-line refusal.
-    args = ["export", run, "--out", str(tmp_path), "--format", "tflite",
-            "--no-score"]
+    out = str(tmp_path / "mine")
+    args = ["export", run, "--out", out, "--format", "tflite", "--no-score"]
     assert CliRunner().invoke(cli, args).exit_code == 0
-    file = os.path.join(str(tmp_path), "ram_mnist28", "model_fp32.tflite")
+    file = os.path.join(out, "ram_mnist28", "model_fp32.tflite")
     digest = manifest.sha256(file)
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 2

@@ -133,7 +133,8 @@ def _tampered_copy(exported, tmp_path):
         f.seek(-1, os.SEEK_END)
         f.write(bytes([last[0] ^ 1]))
     # A SavedModel that gained a file after export (e.g. an asset).
-    open(os.path.join(base, "1", "assets.extra"), "w").write("x")
+    with open(os.path.join(base, "1", "assets.extra"), "w") as f:
+        f.write("x")
     return base
 
 
