@@ -14,6 +14,7 @@ import click
 
 from ram_tf_cli import deploy
 from ram_tf_cli import figures
+from ram_tf_cli import reproduce
 from ram_tf_cli import runs
 from ram_tf_cli.common import RamGroup
 from ram_tf_cli.common import filter_native_stderr
@@ -32,7 +33,7 @@ def cli():
 
 for command in (runs.train, runs.evaluate, runs.data, runs.benchmark,
                 deploy.export, deploy.predict, figures.visualize,
-                figures.curves):
+                figures.curves, reproduce.reproduce):
     cli.add_command(command)
 
 

@@ -19,7 +19,7 @@ Figures (median of `repeats` timed blocks after warm-up, with min and max):
   c such products at once, as every core then works on its own op.
 
 Model figures are also given as a fraction of the matmul rate, using
-analytic FLOP counts (`model_flops`), so numbers compare across machines.
+analytic FLOP counts (`ram_tf.flops.model_flops`), so numbers compare across machines.
 """
 
 from __future__ import annotations
@@ -38,60 +38,10 @@ import tensorflow as tf
 
 from ram_tf import cpu
 from ram_tf import datasets
+from ram_tf.flops import model_flops
 from ram_tf.model import build_model
 from ram_tf.training import hardware
 from ram_tf.training import make_optimizer
-
-
-def model_flops(config) -> dict[str, float]:
-    """Analytic FLOPs (2 per multiply-add) of RAM or DRAM per image.
-
-    Counted: the dense and conv layers (biases, activations and the glimpse
-    sensor's window selection are left out: the sensor is a gather, or
-    0/1 selection matmuls, neither a learned layer).
-      per glimpse: glimpse network + each LSTM layer, [x, h] (D + U) x 4U;
-      per action: location mean (U x 2) and baseline (U x 1); RAM has T - 1
-        actions, DRAM T (its l_0 comes from the context);
-      DRAM's context network: each "same" conv at (s / 2^i)^2 positions,
-        k^2 C_in x F, then FC (s / 2^L)^2 F_L x U.
-    forward: one deterministic rollout (T glimpses, classifier once);
-    train_update: per update of batch_size x mc_samples rollouts, counted
-      as 3 x forward (forward + backward through activations and weights),
-      with the work shared across the M copies (RAM's first glimpse, DRAM's
-      context) computed once per image.
-    """
-    g, c, d, t = config.glimpse, config.core, config.data, config.train
-    u = c.core_units
-    patch = g.num_scales * g.size * g.size * d.channels
-    per_glimpse = 2 * (patch * c.glimpse_hidden + 2 * c.location_hidden
-                       + (c.glimpse_hidden + c.location_hidden)
-                       * c.glimpse_units
-                       + (c.glimpse_units + u) * 4 * u)
-    per_glimpse += 2 * (c.core_layers - 1) * (u + u) * 4 * u
-    per_action = 2 * u * 3  # location mean (2) + baseline (1)
-    classify = 2 * u * 10
-    steps = g.num_glimpses
-    dram = c.core_layers == 2
-    context = 0
-    if dram:
-        side, channels = c.context_size, d.channels
-        for f, k in zip(c.context_filters, c.context_kernels):
-            context += 2 * side * side * k * k * channels * f
-            side, channels = side // 2, f
-        context += 2 * side * side * channels * u
-    actions = steps if dram else steps - 1
-    forward = (context + steps * per_glimpse + actions * per_action
-               + classify)
-    rollouts = t.batch_size * t.mc_samples
-    copies = rollouts - t.batch_size
-    if dram:
-        shared = context
-    elif config.policy.initial_location == "center" and t.mc_samples > 1:
-        shared = per_glimpse
-    else:
-        shared = 0
-    return {"forward_per_image": float(forward),
-            "train_update": float(3 * (rollouts * forward - copies * shared))}
 
 
 def _timed(fn, repeats: int, iterations: int) -> dict[str, float]:

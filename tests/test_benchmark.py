@@ -1,4 +1,4 @@
-"""Analytic FLOP counts against the built model's layer shapes."""
+"""`ram-tf benchmark` and its timing helpers."""
 
 import json
 import os
@@ -10,50 +10,6 @@ from ram_tf import config as config_lib
 from ram_tf import cpu
 from ram_tf.model import build_model
 from ram_tf_cli.main import cli
-
-
-def test_forward_flops_equal_twice_the_dense_multiply_adds():
-    cfg = config_lib.resolve("ram", "translated60", {"core.core_units": 64})
-    model = build_model(cfg)
-    per_step = sum(2 * k.shape[0] * k.shape[1]
-                   for layer in (model.glimpse_net, model.core)
-                   for k in layer.weights if len(k.shape) == 2)
-    per_action = sum(2 * k.shape[0] * k.shape[1]
-                     for layer in (model.location_net, model.baseline_net)
-                     for k in layer.weights if len(k.shape) == 2)
-    classify = 2 * 64 * 10
-    t = cfg.glimpse.num_glimpses
-    want = t * per_step + (t - 1) * per_action + classify
-    flops = benchmark.model_flops(cfg)
-    assert flops["forward_per_image"] == want
-    # 320 rollouts, the first glimpse computed for 32 images only.
-    assert flops["train_update"] == 3 * (320 * want - 288 * per_step)
-
-
-def test_dram_flops_count_both_core_layers_and_the_context_cnn():
-    cfg = config_lib.resolve("dram", "cluttered60", {})
-    model = build_model(cfg)
-    dense = lambda layer: sum(2 * k.shape[0] * k.shape[1]  # noqa: E731
-                              for k in layer.weights if len(k.shape) == 2)
-    per_step = (dense(model.glimpse_net) + dense(model.core)
-                + dense(model.top_core))
-    per_action = dense(model.location_net) + dense(model.baseline_net)
-    # conv0: 24x24 positions, 5x5x1x32; conv1: 12x12, 3x3x32x32 (after a
-    # 2x2 pool); fc: 6x6x32 -> 256.
-    context = 2 * (24 * 24 * 25 * 32 + 12 * 12 * 9 * 32 * 32
-                   + 6 * 6 * 32 * 256)
-    assert context == sum(2 * k.shape[-1] * k.shape[0] * k.shape[1]
-                          * k.shape[2] * n * n
-                          for k, n in zip([model.context_net.convs[0].kernel,
-                                           model.context_net.convs[1].kernel],
-                                          (24, 12))) + dense(
-        model.context_net.fc)
-    t = cfg.glimpse.num_glimpses
-    want = context + t * per_step + t * per_action + 2 * 256 * 10
-    flops = benchmark.model_flops(cfg)
-    assert flops["forward_per_image"] == want
-    # The context is computed once per image, not per Monte Carlo copy.
-    assert flops["train_update"] == 3 * (320 * want - 288 * context)
 
 
 def test_benchmark_command_prints_json(mnist_dir):

@@ -1,0 +1,248 @@
+"""The registry of results rows, `ram-tf reproduce`, the generated table."""
+
+import csv
+import json
+import math
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from ram_tf import config as config_lib
+from ram_tf import experiments as registry
+from ram_tf import reproduce as repro
+from ram_tf_cli.main import cli
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_ids_are_unique_and_every_row_resolves():
+    ids = [e.id for e in registry.EXPERIMENTS]
+    assert len(ids) == len(set(ids))
+    for e in registry.EXPERIMENTS:
+        cfg = e.config()
+        assert (cfg.model, cfg.task, cfg.train.steps) == (e.model, e.task,
+                                                          e.steps)
+        assert e.id.split("-")[0].rstrip("0123456789") in (
+            "ram", "dram", "ldram", "fc", "cnn")
+
+
+def test_every_setting_changes_the_preset():
+    # A setting equal to the preset would hide which rows really differ.
+    for e in registry.EXPERIMENTS:
+        preset = config_lib.resolve(e.model, e.task, {}).to_dict()
+        for key, value in e.settings:
+            group, field = key.split(".")
+            assert preset[group][field] != value, (e.id, key)
+
+
+def test_rows_carry_the_papers_settings_and_figures():
+    # reference.md, "Published test errors", and the reproduce issues.
+    ram8 = registry.get("ram8-cluttered100").config()
+    assert (ram8.glimpse.num_glimpses, ram8.glimpse.num_scales,
+            ram8.glimpse.size, ram8.data.max_distractors) == (8, 3, 12, 8)
+    assert registry.get("ram8-cluttered100").published.seed == 2.68
+    mnist = registry.get("ram6-mnist28").config()
+    assert (mnist.glimpse.size, mnist.glimpse.num_scales) == (8, 1)
+    p5 = registry.get("ldram6-cluttered100-p5")
+    cfg = p5.config()
+    assert (cfg.policy.label_fraction, cfg.policy.label_mask) == (
+        0.05, "fixed")
+    assert cfg.policy.location_loss_weight > 0 and p5.steps == 30_000
+    assert p5.published.seed == 2.06
+    dram = registry.get("dram6-cluttered100").config()
+    assert (dram.core.core_layers, dram.glimpse.num_scales,
+            dram.train.steps) == (2, 2, 100_000)
+    assert registry.get("dram8-cluttered250").config().glimpse.size == 20
+    fc = registry.get("fc64-translated60").config()
+    assert (fc.model, fc.core.fc_units) == ("fc", 64)
+    for e in registry.EXPERIMENTS:
+        if e.model == "ram":
+            assert e.steps == 60_000 and e.config().train.mc_samples == 10
+
+
+def test_an_unknown_id_names_the_known_ones():
+    with pytest.raises(registry.UnknownExperimentError,
+                       match="ram6-cluttered60"):
+        registry.get("ram6-cluttered61")
+    result = CliRunner().invoke(cli, ["reproduce", "nope"])
+    assert result.exit_code == 2
+    assert "unknown experiment 'nope'" in result.output
+
+
+def test_wilson_interval_solves_the_score_equation():
+    # The endpoints are the p with (p_hat - p)^2 = z^2 p (1 - p) / n.
+    z, n = 1.96, 10_000
+    for error in (0.5, 1.12, 4.33, 18.15):
+        lo, hi = repro.wilson_interval(error, n)
+        assert lo < error < hi
+        for bound in (lo / 100, hi / 100):
+            lhs = (error / 100 - bound) ** 2
+            rhs = z * z * bound * (1 - bound) / n
+            assert math.isclose(lhs, rhs, rel_tol=1e-9)
+    # About +-0.21 points at 1.2 % on 10,000 images (reference.md).
+    lo, hi = repro.wilson_interval(1.2, n)
+    assert 0.4 < hi - lo < 0.44
+
+
+def _write_row(results_dir, experiment, updates, **config_overrides):
+    row = os.path.join(results_dir, experiment.id)
+    os.makedirs(row, exist_ok=True)
+    cfg = config_lib.resolve(experiment.model, experiment.task, {
+        **dict(experiment.settings), "train.steps": updates,
+        **config_overrides}).to_dict()
+    with open(os.path.join(row, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    with open(os.path.join(row, "results.json"), "w") as f:
+        json.dump({"updates": updates, "train_seconds": 7200.0,
+                   "test_error_mc": 3.5, "test_error_deterministic": 5.0,
+                   "test_images": 10_000, "model": experiment.model,
+                   "precision": "float32",
+                   "hardware": {"cpu_count": 2, "machine": "x86_64",
+                                "gpus": 0}}, f)
+
+
+def _log(workdir, updates):
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "log.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["epoch", "updates", "val_accuracy"])
+        for i, u in enumerate(updates):
+            w.writerow([i, u, 0.5])
+
+
+def test_status_of_missing_partial_training_done_and_other_settings(
+        tmp_path):
+    e = registry.get("ram6-cluttered60")
+    results, runs = str(tmp_path / "results"), str(tmp_path / "runs")
+    assert repro.status(e, runs, results).state == "missing"
+    _write_row(results, e, 30_000, **{"glimpse.backend": "gather",
+                                      "train.precision": "float32"})
+    st = repro.status(e, runs, results)
+    # Machine settings and the update count are not other settings.
+    assert (st.state, st.updates) == ("partial", 30_000)
+    _log(os.path.join(runs, e.id), [1000, 41_000])
+    st = repro.status(e, runs, results)
+    assert (st.state, st.updates, st.running) == ("training", 41_000,
+                                                  41_000)
+    _write_row(results, e, 60_000)
+    assert repro.status(e, runs, results).state == "done"
+    _write_row(results, e, 60_000, **{"policy.std": 0.2})
+    st = repro.status(e, runs, results)
+    assert st.state == "mismatch" and "policy.std" in st.detail
+
+
+def test_table_rows_show_errors_intervals_budget_and_hardware(tmp_path):
+    e = registry.get("ram6-cluttered60")
+    results = str(tmp_path / "results")
+    _write_row(results, e, 30_000)
+    table = repro.results_table(results)
+    lines = table.splitlines()
+    assert len(lines) == 2 + len(registry.EXPERIMENTS)
+    row = next(line for line in lines if f"| {e.id} |" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    by = dict(zip(repro.TABLE_COLUMNS, cells))
+    lo, hi = repro.wilson_interval(3.5, 10_000)
+    # 3.50 <= the seed's 3.75: bold.
+    assert by["M=10 (95 % CI)"] == f"**3.50 ({lo:.2f}-{hi:.2f})**"
+    assert by["updates"] == "30,000 of 60,000"
+    assert by["hours"] == "2.0"
+    assert by["hardware"] == "2-core x86_64 CPU, fp32"
+    assert (by["NIPS"], by["seed"]) == ("4.08", "3.75")
+    assert float(by["MFLOPs"]) > 1
+    missing = next(line for line in lines if "| ram8-cluttered60 |" in line)
+    assert "| - | - | - |" in missing
+
+
+def test_readme_table_is_the_generated_one():
+    with open(os.path.join(_REPO, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    generated = repro.results_table(os.path.join(_REPO, "results"))
+    assert repro.table_in(readme) == generated, (
+        "README.md's results table differs from results/: run "
+        "`ram-tf reproduce --table --readme README.md`")
+
+
+def test_table_command_writes_between_the_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{repro.TABLE_BEGIN}\nold\n{repro.TABLE_END}"
+                      "\n\nafter\n")
+    results = tmp_path / "results"
+    results.mkdir()
+    result = CliRunner().invoke(cli, ["reproduce", "--table", "--readme",
+                                      str(readme), "--results",
+                                      str(results)])
+    assert result.exit_code == 0, result.output
+    text = readme.read_text()
+    assert "old" not in text and text.endswith("after\n")
+    assert repro.table_in(text) == repro.results_table(str(results))
+
+
+TINY = (("core.core_units", 16), ("core.glimpse_hidden", 8),
+        ("core.glimpse_units", 16), ("core.location_hidden", 8),
+        ("glimpse.num_glimpses", 3), ("train.batch_size", 8),
+        ("train.mc_samples", 2), ("train.steps_per_epoch", 2))
+
+
+@pytest.fixture
+def tiny_registry(monkeypatch):
+    e = registry.Experiment(
+        id="ram3-mnist28-tiny", model="ram", task="mnist28", steps=4,
+        title="tiny RAM", published=registry.Published(seed=50.0),
+        settings=TINY)
+    monkeypatch.setattr(registry, "EXPERIMENTS", (e,))
+    monkeypatch.setattr(registry, "BY_ID", {e.id: e})
+    return e
+
+
+def test_reproduce_trains_copies_the_row_and_resumes(
+        tiny_registry, mnist_dir, cache_dir, tmp_path):
+    e = tiny_registry
+    runs, results = str(tmp_path / "runs"), str(tmp_path / "results")
+    args = ["reproduce", e.id, "--runs", runs, "--results", results,
+            "--verbose", "0"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    row = os.path.join(results, e.id)
+    for name in ("results.json", "config.json", "log.csv", "curves.png"):
+        assert os.path.exists(os.path.join(row, name)), name
+    with open(os.path.join(row, "results.json")) as f:
+        first = json.load(f)
+    assert first["updates"] == 4 and first["test_images"] == 10_000
+    with open(os.path.join(row, "config.json")) as f:
+        assert registry.differences(e, json.load(f)) == []
+    listing = CliRunner().invoke(cli, ["reproduce", "--list", "--runs",
+                                       runs, "--results", results])
+    assert e.id in listing.output and "done" in listing.output
+    # --all has nothing left to train; the same id again only re-scores.
+    result = CliRunner().invoke(cli, ["reproduce", "--all", "--runs", runs,
+                                      "--results", results, "--verbose",
+                                      "0"])
+    assert "0 rows to train" in result.output
+    result = CliRunner().invoke(cli, args)
+    with open(os.path.join(row, "results.json")) as f:
+        again = json.load(f)
+    assert again["updates"] == 4
+    assert again["test_error_mc"] == first["test_error_mc"]
+
+
+def test_an_interrupted_row_continues_where_it_stopped(
+        tiny_registry, mnist_dir, cache_dir, tmp_path, monkeypatch):
+    e = tiny_registry
+    runs, results = str(tmp_path / "runs"), str(tmp_path / "results")
+    from ram_tf import training
+
+    # The first attempt stops after half the budget (as a kill would).
+    half = registry.Experiment(**{**e.__dict__, "steps": 2})
+    training.train_and_evaluate(half.config(), os.path.join(runs, e.id),
+                                verbose=0)
+    assert repro.status(e, runs, results).running == 2
+    result = CliRunner().invoke(cli, ["reproduce", "--all", "--runs", runs,
+                                      "--results", results, "--verbose",
+                                      "0"])
+    assert result.exit_code == 0, result.output
+    assert "1 rows to train" in result.output
+    with open(os.path.join(runs, e.id, "log.csv")) as f:
+        updates = [int(float(r["updates"])) for r in csv.DictReader(f)]
+    assert updates == [2, 4]  # the first epoch was not trained again
+    assert repro.status(e, runs, results).state == "done"
