@@ -60,7 +60,8 @@ def test_shipped_model_scores_its_manifest_without_ram_tf(name,
                                                           real_mnist_dir,
                                                           tmp_path):
     base = os.path.join(ROOT, name)
-    manifest = json.load(open(os.path.join(base, "MANIFEST.json")))
+    with open(os.path.join(base, "MANIFEST.json")) as f:
+        manifest = json.load(f)
     config = config_lib.ExperimentConfig.from_dict(manifest["config"])
     arrays = datasets.fixed_arrays(config.data, "test")
     npz = str(tmp_path / "test.npz")
