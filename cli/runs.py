@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import click
@@ -49,16 +50,34 @@ def train(model_name, task, workdir, mnist_dir, data_dir, verbose,
     from ram_tf import training
 
     click.echo(f"run directory {workdir}")
+    _echo_library_messages()
     try:
         results = training.train_and_evaluate(
             cfg, workdir, mnist_dir=mnist_dir, data_dir=data_dir,
             verbose=verbose)
-    except (mnist.MnistNotFoundError, training.RunDirError) as e:
+    except (mnist.MnistNotFoundError, training.RunDirError,
+            training.TrainingDiverged) as e:
         fail(str(e))
     click.echo(
         f"{workdir}: {results['updates']} updates, test error "
         f"{results['test_error_deterministic']:.2f}% deterministic, "
         f"{results['test_error_mc']:.2f}% with M={results['mc_samples']}")
+
+
+class _Echo(logging.Handler):
+    """The library's notes (logger `ram_tf`) as plain lines; warnings on
+    stderr."""
+
+    def emit(self, record):
+        click.echo(self.format(record),
+                   err=record.levelno >= logging.WARNING)
+
+
+def _echo_library_messages() -> None:
+    logger = logging.getLogger("ram_tf")
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(h, _Echo) for h in logger.handlers):
+        logger.addHandler(_Echo())
 
 
 @click.command()
@@ -68,18 +87,27 @@ def train(model_name, task, workdir, mnist_dir, data_dir, verbose,
 @click.option("--split", type=click.Choice(["test", "validation"]),
               default="test")
 def evaluate(workdir, mnist_dir, data_dir, split):
-    """Re-score a run's latest weights on the fixed test (or val) set."""
+    """Re-score a run's latest weights on the fixed test (or val) set,
+    in the precision the run trained with."""
     quiet_tensorflow()
+    from ram_tf import rundir
+
+    precision, source = rundir.trained_precision(workdir)
+    cpu.prepare_tensorflow(precision or "auto")  # before TensorFlow loads
     from ram_tf import mnist
     from ram_tf import training
 
+    _echo_library_messages()
     try:
-        cfg, model = training.load_run(workdir)
+        cfg, model = training.load_run(workdir, precision=precision)
+        used = model.get_config().get("precision", "float32")
+        click.echo(f"evaluating in {used}"
+                   + (f", {source}" if source else ""), err=True)
         scores = training.score(model, cfg, mnist_dir=mnist_dir,
                                 data_dir=data_dir, split=split)
     except (mnist.MnistNotFoundError, training.RunDirError) as e:
         fail(str(e))
-    click.echo(json.dumps(scores, indent=2))
+    click.echo(json.dumps({**scores, "precision": used}, indent=2))
 
 
 @click.command(cls=GroupedCommand)

@@ -362,6 +362,12 @@ def validate(config: ExperimentConfig) -> None:
         if not ok:
             raise ConfigError(f"{name}={value!r} is invalid: {allowed}")
 
+    # nan and inf pass (or fail) the comparisons below for the wrong reason.
+    for group in _GROUPS:
+        for field in dataclasses.fields(_GROUPS[group]):
+            value = getattr(getattr(config, group), field.name)
+            need(not isinstance(value, float) or abs(value) < float("inf"),
+                 f"{group}.{field.name}", value, "must be a finite number")
     need(d.canvas_size >= 28, "data.canvas_size", d.canvas_size,
          "the canvas must hold a 28x28 digit (>= 28)")
     need(g.size >= 1, "glimpse.size", g.size, "must be a positive integer")
@@ -415,6 +421,16 @@ def validate(config: ExperimentConfig) -> None:
     need(t.mc_samples >= 1, "train.mc_samples", t.mc_samples, "must be >= 1")
     need(t.learning_rate > 0, "train.learning_rate", t.learning_rate,
          "must be > 0")
+    need(0 < t.lr_decay <= 1, "train.lr_decay", t.lr_decay,
+         "a factor in (0, 1] per decay period (1: a constant rate)")
+    need(t.lr_decay_steps >= 1, "train.lr_decay_steps", t.lr_decay_steps,
+         "must be >= 1 (updates per decay period)")
+    need(t.min_learning_rate >= 0, "train.min_learning_rate",
+         t.min_learning_rate, "must be >= 0")
+    need(t.clipnorm > 0, "train.clipnorm", t.clipnorm,
+         "must be > 0 (the largest global gradient norm)")
+    need(0 < p.location_loss_decay <= 1, "policy.location_loss_decay",
+         p.location_loss_decay, "a factor in (0, 1] per decay period")
     need(isinstance(t.chains, int) and t.chains >= 0, "train.chains",
          t.chains, "an integer >= 0 (0: automatic)")
     need(t.precision in PRECISIONS, "train.precision", t.precision,

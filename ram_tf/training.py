@@ -6,24 +6,30 @@ A work dir holds everything a run produces:
                     RNG, epoch), written at the end of every epoch
   log.csv           one row of metrics per epoch (train and val_)
   tensorboard/      the same, for TensorBoard (if tensorboard is installed)
-  progress.json     epochs done and training seconds so far
+  progress.json     epochs and updates done, training seconds, precision
   model.weights.h5  final weights (rebuild the model from config.json)
   results.json      test error in both modes on the 10,000 fixed test
                     canvases, updates, wall time, hardware, versions
+  lock              present while a process trains here (`ram_tf.rundir`)
 
 Resuming: running the same config in the same work dir restores the latest
-checkpoint and continues from the epoch after it; the training stream is a
-pure function of (seed, step) (`ram_tf.datasets.train_dataset`) and the
-location-sample RNG is in the checkpoint, so a resumed run sees the same
-batches as an uninterrupted one. A run killed mid-epoch loses that epoch's
-updates only. Checkpoints are written by `tf.train.CheckpointManager`, which
-moves its index to a new checkpoint only once that checkpoint is complete.
+readable checkpoint and carries on from its update count (the optimizer's
+`iterations`), to exactly `train.steps` updates: epochs are
+`train.steps_per_epoch` updates counted from the resume point, and the
+last one is shorter when the steps left are not a multiple of it. The
+training stream is a pure function of (seed, step)
+(`ram_tf.datasets.train_dataset`) and the location-sample RNG is in the
+checkpoint, so a resumed run, even one resumed with other `--steps` or
+`--steps-per-epoch`, sees the same batches and draws as an uninterrupted
+one. A run killed mid-epoch loses that epoch's updates only. A loss or
+weight that is no longer finite stops the run (`TrainingDiverged`) before
+that epoch's checkpoint is written.
 """
 
 from __future__ import annotations
 
-import csv
-import json
+import dataclasses
+import logging
 import math
 import os
 import platform
@@ -38,7 +44,15 @@ from ram_tf import config as config_lib
 from ram_tf import cpu
 from ram_tf import datasets
 from ram_tf import evaluation
+from ram_tf import rundir
+from ram_tf.callbacks import Checkpointer
+from ram_tf.callbacks import TrainingDiverged  # noqa: F401  (public here)
+from ram_tf.callbacks import UpdateCounter
+from ram_tf.callbacks import UpdateGuard
 from ram_tf.model import build_model
+from ram_tf.rundir import RunDirError
+
+logger = logging.getLogger("ram_tf")
 
 
 @keras.saving.register_keras_serializable(package="ram_tf")
@@ -64,40 +78,28 @@ def make_optimizer(train: config_lib.TrainConfig) -> keras.optimizers.Adam:
     return keras.optimizers.Adam(schedule, global_clipnorm=train.clipnorm)
 
 
-class RunDirError(RuntimeError):
-    """The work dir holds a different run."""
-
-
-def _write_json(path: str, obj) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)  # atomic: a kill never leaves half a file
-
-
-def _read_json(path: str):
-    with open(path) as f:
-        return json.load(f)
-
-
-# Settings a resumed run may change: the total steps (the schedule and the
-# data stream do not depend on it), and how the glimpse sensor is computed,
-# which gives the same numbers to float rounding (backends, the sensor's
-# own XLA), and the matmul precision (bfloat16 operands round each product
-# to 8 significant bits; a run may carry on in float32 on a CPU without
-# bfloat16 units), and the rollout chains (the same draws, only the
-# gradient's summation order differs). Not train.jit_compile: under XLA the
-# policy's random draws come from another generator algorithm.
-_MAY_CHANGE_ON_RESUME = {("train", "steps"), ("glimpse", "backend"),
-                         ("glimpse", "xla"), ("train", "precision"),
-                         ("train", "chains")}
+# Settings a resumed run may change: the total steps and the epoch length
+# (the schedule, the data stream and the location draws follow the update
+# count; validation draws nothing), and how the glimpse sensor is
+# computed, which gives the same numbers to float rounding (backends, the
+# sensor's own XLA), and the matmul precision (bfloat16 operands round each
+# product to 8 significant bits; a run may carry on in float32 on a CPU
+# without bfloat16 units), and the rollout chains (the same draws, only
+# the gradient's summation order differs). Not train.jit_compile: under
+# XLA the policy's random draws come from another generator algorithm.
+_MAY_CHANGE_ON_RESUME = {("train", "steps"), ("train", "steps_per_epoch"),
+                         ("glimpse", "backend"), ("glimpse", "xla"),
+                         ("train", "precision"), ("train", "chains")}
+# Of those, the ones that change how the numbers are computed.
+_ROUNDING_ONLY = _MAY_CHANGE_ON_RESUME - {("train", "steps"),
+                                          ("train", "steps_per_epoch")}
 
 
 def _check_same_run(workdir: str, config: config_lib.ExperimentConfig):
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         return []
-    saved = _read_json(path)
+    saved = rundir.read_json(path)
     if (saved.get("core", {}).get("core_layers") == 2
             and "gradient_scope" not in saved.get("policy", {})):
         # Its REINFORCE trained every layer and its baseline only itself:
@@ -124,62 +126,7 @@ def _check_same_run(workdir: str, config: config_lib.ExperimentConfig):
             " resume it with the same settings or choose another --workdir"
         )
     return [f"{g}.{k}: {old[g][k]!r} -> {new[g][k]!r}"
-            for g, k in sorted(_MAY_CHANGE_ON_RESUME)
-            if old[g][k] != new[g][k] and (g, k) != ("train", "steps")]
-
-
-def _epoch_plan(train: config_lib.TrainConfig) -> tuple[int, int]:
-    steps_per_epoch = min(train.steps_per_epoch, train.steps)
-    return steps_per_epoch, math.ceil(train.steps / steps_per_epoch)
-
-
-class _UpdateCounter(keras.callbacks.Callback):
-    """Adds the optimizer's update count and learning rate to the epoch logs.
-
-    Listed before CSVLogger, so these columns reach log.csv too.
-    """
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["updates"] = int(self.model.optimizer.iterations.numpy())
-            logs["learning_rate"] = float(
-                self.model.optimizer.learning_rate.numpy())
-
-
-class _Checkpointer(keras.callbacks.Callback):
-    """Saves progress, then model, optimizer and RNG state, at each epoch end.
-
-    Listed last: the checkpoint is the commit point of an epoch. A kill
-    before it re-runs the epoch on resume (its log row is trimmed and
-    written again); a kill after it has already logged everything.
-    """
-
-    def __init__(self, manager, epoch_var, progress_path, started, before):
-        super().__init__()
-        self.manager, self.epoch_var = manager, epoch_var
-        self.progress_path = progress_path
-        self.started, self.before = started, before
-
-    def on_epoch_end(self, epoch, logs=None):
-        _write_json(self.progress_path, {
-            "epochs_done": epoch + 1,
-            "train_seconds": self.before + time.time() - self.started,
-        })
-        self.epoch_var.assign(epoch + 1)
-        self.manager.save(checkpoint_number=epoch + 1)
-
-
-def _trim_csv(path: str, first_epoch: int) -> None:
-    """Drop log rows of epochs that will be re-run after a resume."""
-    if not os.path.exists(path):
-        return
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        return
-    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < first_epoch]
-    with open(path, "w", newline="") as f:
-        csv.writer(f).writerows(kept)
+            for g, k in sorted(_ROUNDING_ONLY) if old[g][k] != new[g][k]]
 
 
 def versions() -> dict[str, str]:
@@ -214,25 +161,41 @@ def train_and_evaluate(
 ) -> dict:
     """Train (or resume) the run in `workdir`, then score the test set.
 
+    Notes (resuming, leftovers removed, checkpoint fallbacks) go to the
+    `ram_tf` logger; `verbose` is Keras's progress output.
+
     Returns:
       the results dict also written to `workdir/results.json`.
+
+    Raises:
+      RunDirError: another run's settings, another trainer at work
+        (`RunLockedError`), checkpoints none of which can be read
+        (`CheckpointError`), or more updates done than `train.steps`.
+      TrainingDiverged: the loss or weights stopped being finite.
     """
     config_lib.validate(config)
     os.makedirs(workdir, exist_ok=True)
+    with rundir.RunLock(workdir):
+        return _train_locked(config, workdir, verbose, evaluate_test,
+                             dict(mnist_dir=mnist_dir, data_dir=data_dir),
+                             cache_dir)
+
+
+def _train_locked(config, workdir, verbose, evaluate_test, data_kwargs,
+                  cache_dir):
     changed = _check_same_run(workdir, config)
-    if changed and verbose:
-        print(f"{workdir}: resuming with {'; '.join(changed)} (the same "
-              "numbers to float rounding)", flush=True)
-    _write_json(os.path.join(workdir, "config.json"), config.to_dict())
+    if changed:
+        logger.info("%s: resuming with %s (the same numbers to float "
+                    "rounding)", workdir, "; ".join(changed))
+    rundir.clean_leftovers(workdir)
     t = config.train
     cpu.prepare_tensorflow(t.precision)  # warns if bf16 would be emulated
     # Before TensorFlow's first op, which fixes its thread pools.
     chains, note = cpu.configure_chains(t.chains)
-    if note and verbose:
-        print(note, flush=True)
+    if note:
+        logger.info(note)
     keras.utils.set_random_seed(t.seed)
 
-    data_kwargs = dict(mnist_dir=mnist_dir, data_dir=data_dir)
     val_arrays = datasets.fixed_arrays(config.data, "validation",
                                        cache_dir=cache_dir, **data_kwargs)
     model = build_model(config)
@@ -242,11 +205,10 @@ def train_and_evaluate(
     else:
         # The baselines: one Keras forward pass, in float32.
         chains, precision = 1, "float32"
-    if verbose:
-        print(f"{config.model} on {config.task}: "
-              f"{model.count_params():,} parameters, {chains} rollout "
-              f"chain{'s' if chains > 1 else ''}, {precision}"
-              + (" (auto)" if t.precision == "auto" else ""), flush=True)
+    logger.info("%s on %s: %s parameters, %d rollout chain%s, %s%s",
+                config.model, config.task, f"{model.count_params():,}",
+                chains, "s" if chains > 1 else "", precision,
+                " (auto)" if t.precision == "auto" else "")
     optimizer = make_optimizer(t)
     optimizer.build(model.trainable_variables)
     model.compile(optimizer=optimizer, jit_compile=t.jit_compile)
@@ -257,54 +219,51 @@ def train_and_evaluate(
         extra["seed_state"] = model.seed_generator.state
     ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer,
                                epoch=epoch_var, **extra)
-    manager = tf.train.CheckpointManager(
-        ckpt, os.path.join(workdir, "checkpoints"), max_to_keep=2)
-    if manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    initial_epoch = int(epoch_var.numpy())
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+    restored = rundir.restore_checkpoint(ckpt, ckpt_dir, repair=True)
+    # The resume point: updates, not epochs, whose length may change.
+    done = int(optimizer.iterations.numpy())
+    if done > t.steps:
+        raise RunDirError(
+            f"{workdir} already holds {done} updates, more than "
+            f"train.steps={t.steps}; a run cannot be shortened below what "
+            f"it has trained: ask for {done} steps or more, or choose "
+            "another --workdir")
+    if restored:
+        logger.info("%s: resuming at update %d of %d (%s)", workdir, done,
+                    t.steps, os.path.basename(restored))
+    rundir.write_json(os.path.join(workdir, "config.json"), config.to_dict())
+    manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=2)
+    epochs_done = int(epoch_var.numpy())
     progress_path = os.path.join(workdir, "progress.json")
-    before = (_read_json(progress_path)["train_seconds"]
-              if initial_epoch and os.path.exists(progress_path) else 0.0)
-
-    steps_per_epoch, epochs = _epoch_plan(t)
+    before = (rundir.read_json(progress_path).get("train_seconds", 0.0)
+              if done and os.path.exists(progress_path) else 0.0)
     csv_path = os.path.join(workdir, "log.csv")
-    _trim_csv(csv_path, initial_epoch)
-    if initial_epoch < epochs:
+    rundir.trim_log(csv_path, done, epochs_done)
+    if done < t.steps:
         # A finished run carried on to more steps: its final weights and
         # results describe an earlier end; the checkpoints take over.
         for name in ("model.weights.h5", "results.json"):
             if os.path.exists(os.path.join(workdir, name)):
                 os.remove(os.path.join(workdir, name))
-        train_ds = datasets.train_dataset(
-            config.data, t.batch_size, t.seed,
-            start_step=initial_epoch * steps_per_epoch,
-            label_fraction=config.policy.label_fraction,
-            label_mask=config.policy.label_mask, **data_kwargs,
-        ).prefetch(tf.data.AUTOTUNE)
-        val_ds = datasets.fixed_dataset(val_arrays).batch(500)
-        callbacks = [_UpdateCounter(),
-                     keras.callbacks.CSVLogger(csv_path, append=True)]
-        try:
-            import tensorboard  # noqa: F401  (optional dependency)
-
-            callbacks.append(keras.callbacks.TensorBoard(
-                os.path.join(workdir, "tensorboard"), write_graph=False))
-        except ImportError:
-            pass
-        callbacks.append(_Checkpointer(manager, epoch_var, progress_path,
-                                       time.time(), before))
-        # shuffle=False: the pipeline places fresh digits in every batch;
-        # fit's default True only earns a warning on a tf.data.Dataset.
-        model.fit(train_ds, validation_data=val_ds, epochs=epochs,
-                  initial_epoch=initial_epoch, shuffle=False,
-                  steps_per_epoch=steps_per_epoch, callbacks=callbacks,
-                  verbose=verbose)
-    model.save_weights(os.path.join(workdir, "model.weights.h5"))
+        epochs_done = _fit(model, config, val_arrays, data_kwargs, done,
+                           epochs_done, [
+                               keras.callbacks.CSVLogger(csv_path,
+                                                         append=True),
+                               *_tensorboard(workdir),
+                               Checkpointer(manager, epoch_var,
+                                             progress_path, time.time(),
+                                             before, precision)], verbose)
+    weights = os.path.join(workdir, "model.weights.h5")
+    # save_weights insists on the .weights.h5 suffix, hence this temp name.
+    with rundir.atomic_output(weights, os.path.join(
+            workdir, "model.tmp.weights.h5")) as temp:
+        model.save_weights(temp)
     results = {
         "model": config.model, "task": config.task,
         "updates": int(optimizer.iterations.numpy()),
-        "epochs": epochs, "steps_per_epoch": steps_per_epoch,
-        "train_seconds": _read_json(progress_path)["train_seconds"],
+        "epochs": epochs_done, "steps_per_epoch": t.steps_per_epoch,
+        "train_seconds": rundir.read_json(progress_path)["train_seconds"],
         "hardware": hardware(), "versions": versions(),
         "parameters": int(model.count_params()), "chains": chains,
         # What computed the last stretch of training (train.precision may
@@ -312,10 +271,53 @@ def train_and_evaluate(
         "precision": precision,
     }
     if evaluate_test:
-        results.update(score(model, config, mnist_dir=mnist_dir,
-                             data_dir=data_dir, cache_dir=cache_dir))
-    _write_json(os.path.join(workdir, "results.json"), results)
+        results.update(score(model, config, cache_dir=cache_dir,
+                             **data_kwargs))
+    rundir.write_json(os.path.join(workdir, "results.json"), results)
     return results
+
+
+def _tensorboard(workdir):
+    try:
+        import tensorboard  # noqa: F401  (optional dependency)
+    except ImportError:
+        return []
+    return [keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"),
+                                        write_graph=False)]
+
+
+def _fit(model, config, val_arrays, data_kwargs, done, epochs_done,
+         callbacks, verbose) -> int:
+    """Train from update `done` to `train.steps`; returns epochs done."""
+    t = config.train
+    remaining = t.steps - done
+    epochs = epochs_done + math.ceil(remaining / t.steps_per_epoch)
+    if remaining % t.steps_per_epoch:
+        logger.info("%d updates to go in epochs of %d: the last epoch has "
+                    "%d", remaining, t.steps_per_epoch,
+                    remaining % t.steps_per_epoch)
+    train_ds = datasets.train_dataset(
+        config.data, t.batch_size, t.seed, start_step=done,
+        label_fraction=config.policy.label_fraction,
+        label_mask=config.policy.label_mask, **data_kwargs,
+    ).prefetch(tf.data.AUTOTUNE)
+    val_ds = datasets.fixed_dataset(val_arrays).batch(500)
+    # shuffle=False: the pipeline places fresh digits in every batch;
+    # fit's default True only earns a warning on a tf.data.Dataset.
+    try:
+        model.fit(train_ds, validation_data=val_ds, epochs=epochs,
+                  initial_epoch=epochs_done, shuffle=False,
+                  steps_per_epoch=t.steps_per_epoch,
+                  callbacks=[UpdateGuard(remaining, done, t), UpdateCounter(),
+                             *callbacks], verbose=verbose)
+    finally:
+        # fit skips on_train_end when it is interrupted (divergence, a
+        # KeyboardInterrupt), which would leave log.csv open.
+        for callback in callbacks:
+            if isinstance(callback, keras.callbacks.CSVLogger) and \
+                    callback.csv_file and not callback.csv_file.closed:
+                callback.csv_file.close()
+    return epochs
 
 
 def score(model, config, *, mnist_dir=None, data_dir=None, cache_dir=None,
@@ -338,36 +340,58 @@ def score(model, config, *, mnist_dir=None, data_dir=None, cache_dir=None,
 
 def trained_updates(workdir: str, config) -> int:
     """Updates behind the weights `load_run` returns: the finished run's
-    count, else the optimizer step stored in the latest checkpoint."""
-    if os.path.exists(os.path.join(workdir, "model.weights.h5")):
+    count, else the optimizer step stored in the newest readable
+    checkpoint."""
+    weights = os.path.join(workdir, "model.weights.h5")
+    if os.path.exists(weights) and rundir.h5_readable(weights):
         path = os.path.join(workdir, "results.json")
-        return (int(_read_json(path)["updates"]) if os.path.exists(path)
-                else config.train.steps)
-    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-    if latest is None:
-        return 0
-    return int(tf.train.load_variable(latest, _ITERATIONS_KEY))
+        return (int(rundir.read_json(path)["updates"])
+                if os.path.exists(path) else config.train.steps)
+    for prefix in rundir.checkpoint_prefixes(os.path.join(workdir,
+                                                          "checkpoints")):
+        try:
+            return int(tf.train.load_variable(prefix, _ITERATIONS_KEY))
+        except Exception:  # damaged: load_run falls back the same way
+            continue
+    return 0
 
 
 # Where tf.train.Checkpoint(model=..., optimizer=...) keeps the step count.
 _ITERATIONS_KEY = "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
 
 
-def load_run(workdir: str):
-    """(config, model with final or latest weights) of a run directory."""
+def load_run(workdir: str, precision: str | None = None):
+    """(config, model with final or latest weights) of a run directory.
+
+    Args:
+      precision: build the model in this train.precision instead of the
+        config's (`rundir.trained_precision` gives the one it trained in).
+
+    An unreadable model.weights.h5 (a write cut short by older versions)
+    falls back to the newest readable checkpoint, with a warning.
+    """
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         raise RunDirError(f"{workdir} is not a run directory (no config.json)")
-    config = config_lib.ExperimentConfig.from_json(open(path).read())
+    config = config_lib.ExperimentConfig.from_dict(rundir.read_json(path))
+    if precision is not None:
+        config = dataclasses.replace(config, train=dataclasses.replace(
+            config.train, precision=precision))
     model = build_model(config)
     weights = os.path.join(workdir, "model.weights.h5")
+    problem = "has no weights or checkpoints yet"
     if os.path.exists(weights):
-        model.load_weights(weights)
-    else:
-        ckpt = tf.train.Checkpoint(model=model)
-        latest = tf.train.latest_checkpoint(os.path.join(workdir,
-                                                         "checkpoints"))
-        if latest is None:
-            raise RunDirError(f"{workdir} has no weights or checkpoints yet")
-        ckpt.restore(latest).expect_partial()
+        try:
+            model.load_weights(weights)
+            return config, model
+        except Exception as e:  # h5py raises OSError, Keras ValueError
+            problem = (f"has an unreadable model.weights.h5 "
+                       f"({rundir._first_line(e)}) and no checkpoint")
+            logger.warning("%s cannot be read (%s); using the newest "
+                           "checkpoint instead", weights,
+                           rundir._first_line(e))
+    ckpt = tf.train.Checkpoint(model=model)
+    if rundir.restore_checkpoint(ckpt, os.path.join(workdir, "checkpoints"),
+                                 partial=True) is None:
+        raise RunDirError(f"{workdir} {problem}")
     return config, model

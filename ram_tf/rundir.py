@@ -1,0 +1,369 @@
+"""The run directory's safety: one trainer at a time, whole files, and
+checkpoints that are found and read even when some are damaged.
+
+`training.train_and_evaluate` holds `RunLock(workdir)` while it trains,
+writes every JSON and the final weights through `atomic_output` (a temp
+name in the same folder, then `os.replace`), cleans what an interrupted
+run left behind (`clean_leftovers`), restores the newest checkpoint that
+can be read (`restore_checkpoint`) and trims `log.csv` to that point
+(`trim_log`). This module never imports TensorFlow at import time, so the
+CLI can read a run's precision before TensorFlow loads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+
+try:
+    import fcntl
+except ImportError:  # Windows: the lock file's existence is the lock
+    fcntl = None
+
+logger = logging.getLogger("ram_tf")
+
+
+class RunDirError(RuntimeError):
+    """The work dir cannot be used as asked (another run's settings, in
+    use by another trainer, unreadable files)."""
+
+
+class RunLockedError(RunDirError):
+    """Another process is training in the work dir."""
+
+
+class CheckpointError(RunDirError):
+    """Checkpoints exist but none of them can be read."""
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+# -- whole files ----------------------------------------------------------
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, temp: str | None = None):
+    """Yields a temp path in `path`'s folder; on success it replaces `path`.
+
+    A kill at any moment leaves either the old file or the new one, never
+    half a file (the temp is removed by `clean_leftovers` on the next run).
+    `temp` overrides the name where a writer insists on a suffix
+    (`.weights.h5`).
+    """
+    temp = temp or f"{path}.tmp"
+    try:
+        yield temp
+        with open(temp, "rb") as f:
+            os.fsync(f.fileno())  # the data reaches the disk before the name
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temp)
+        raise
+
+
+def write_json(path: str, obj) -> None:
+    with atomic_output(path) as temp, open(temp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+
+
+def read_json(path: str):
+    """The JSON in `path`; a damaged file is a `RunDirError`."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise RunDirError(f"{path} is not valid JSON ({_first_line(e)}); "
+                          "restore it or choose another --workdir") from e
+
+
+def h5_readable(path: str) -> bool:
+    """Whether an HDF5 file (model.weights.h5) opens at all."""
+    import h5py
+
+    try:
+        h5py.File(path, "r").close()
+        return True
+    except OSError:
+        return False
+
+
+# -- the lock ----------------------------------------------------------------
+
+
+class RunLock:
+    """`workdir/lock`, held while a process trains in `workdir`.
+
+    The file names the holder ("<pid> <host>"). With fcntl the OS lock on
+    the open file is what counts: it dies with its process, so a trainer
+    killed with SIGKILL never blocks the next one, which takes the lock
+    over with a note. Without fcntl the file is created with O_EXCL and a
+    stale one must be deleted by hand (the error says so).
+    """
+
+    def __init__(self, workdir: str):
+        self.workdir = workdir
+        self.path = os.path.join(workdir, "lock")
+        self._fd = None
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def _refuse(self, holder: str, extra: str = ""):
+        raise RunLockedError(
+            f"{self.workdir} is in use by another training process "
+            f"({holder}); wait for it to finish or choose another "
+            f"--workdir{extra}")
+
+    def acquire(self) -> None:
+        if fcntl is None:
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR)
+            except FileExistsError:
+                with open(self.path) as f:
+                    holder = _describe(f.read())
+                self._refuse(holder, f" (if it has ended, delete {self.path})")
+            self._take(fd)
+            return
+        for _ in range(10):
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = _describe(_read_fd(fd))
+                os.close(fd)
+                self._refuse(holder)
+            # A holder that was releasing may have unlinked this file
+            # after we opened it: then the lock we hold guards nothing.
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            previous = _read_fd(fd).strip()
+            if previous:
+                logger.warning(
+                    "%s: taking over the lock of %s, which ended without "
+                    "releasing it", self.path, _describe(previous))
+            self._take(fd)
+            return
+        self._refuse("the lock file keeps changing")
+
+    def _take(self, fd: int) -> None:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        # Unlinked while still held: a waiter that opened the old file sees
+        # the inode change and opens the path again.
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.path)
+        os.close(self._fd)
+        self._fd = None
+
+
+def _read_fd(fd: int) -> str:
+    return os.pread(fd, 256, 0).decode(errors="replace")
+
+
+def _describe(content: str) -> str:
+    parts = content.split()
+    if not parts:
+        return "pid unknown"
+    return f"pid {parts[0]}" + (f" on {parts[1]}" if len(parts) > 1 else "")
+
+
+# -- leftovers ----------------------------------------------------------------
+
+
+def clean_leftovers(workdir: str) -> list[str]:
+    """Remove temp files and folders an interrupted run left behind.
+
+    Only call with the lock held: a live writer's temps look the same.
+    Returns the removed paths, relative to `workdir`.
+    """
+    removed = []
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+    for folder, stale in (
+            (workdir, lambda n: n.endswith((".tmp", ".tmp.weights.h5"))),
+            # TensorFlow writes ckpt-N_temp/ then merges it; its state file
+            # goes through checkpoint.tmp<hex>.
+            (ckpt_dir, lambda n: "_temp" in n or ".tmp" in n)):
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            if not stale(name):
+                continue
+            path = os.path.join(folder, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+            removed.append(os.path.relpath(path, workdir))
+    if removed:
+        logger.info("%s: removed leftovers of an interrupted run: %s",
+                    workdir, ", ".join(removed))
+    return removed
+
+
+# -- checkpoints --------------------------------------------------------------
+
+_INDEX = re.compile(r"^ckpt-(\d+)\.index$")
+
+
+def checkpoint_prefixes(directory: str) -> list[str]:
+    """Every ckpt-N on disk (an index file), newest (largest N) first,
+    whatever the `checkpoint` state file says or whether it can be read."""
+    if not os.path.isdir(directory):
+        return []
+    found = [(int(m.group(1)), m.group(0)[:-len(".index")])
+             for m in map(_INDEX.match, os.listdir(directory)) if m]
+    return [os.path.join(directory, name) for _, name in sorted(found,
+                                                                reverse=True)]
+
+
+def restore_checkpoint(checkpoint, directory: str, *, partial: bool = False,
+                       repair: bool = False) -> str | None:
+    """Restore the newest checkpoint in `directory` that can be read.
+
+    Args:
+      checkpoint: a `tf.train.Checkpoint`.
+      partial: restore only what `checkpoint` tracks (a model for
+        evaluation); else every tracked object must be in the file.
+      repair: point the `checkpoint` state file at the one restored (only
+        with the run's lock held).
+
+    Returns:
+      the restored prefix, or None when there are no checkpoints.
+
+    Raises:
+      CheckpointError: checkpoints exist but none can be read; starting
+        over would overwrite them.
+    """
+    failures = []
+    for prefix in checkpoint_prefixes(directory):
+        name = os.path.basename(prefix)
+        try:
+            status = checkpoint.restore(prefix)
+            if partial:
+                status.expect_partial()
+            else:
+                status.assert_existing_objects_matched()
+        except Exception as e:  # damaged: IndexError, DataLossError, ...
+            failures.append(f"{name} ({_first_line(e)})")
+            continue
+        if failures:
+            logger.warning("could not read checkpoint %s; using the one "
+                           "before it, %s", ", ".join(failures), name)
+        if repair:
+            _repair_state(directory, prefix)
+        return prefix
+    if failures:
+        raise CheckpointError(
+            f"none of the checkpoints in {directory} can be read: "
+            f"{'; '.join(failures)}. Refusing to start again from update 0 "
+            "over them: move the folder away to start afresh, or choose "
+            "another --workdir")
+    return None
+
+
+def _repair_state(directory: str, restored: str) -> None:
+    """Rewrite the state file if it is unreadable or names another latest
+    checkpoint, so CheckpointManager keeps and rotates the files on disk."""
+    path = os.path.join(directory, "checkpoint")
+    name = os.path.basename(restored)
+    try:
+        with open(path) as f:
+            latest = re.match(r'model_checkpoint_path: "(.*)"\n', f.read())
+    except (OSError, UnicodeDecodeError):
+        latest = None
+    if latest and os.path.basename(latest.group(1)) == name:
+        return
+    number = int(name.split("-")[1])
+    kept = [p for p in reversed(checkpoint_prefixes(directory))
+            if int(os.path.basename(p).split("-")[1]) <= number]
+    lines = [f'model_checkpoint_path: "{name}"']
+    lines += [f'all_model_checkpoint_paths: "{os.path.basename(p)}"'
+              for p in kept]
+    lines += [f"all_model_checkpoint_timestamps: "
+              f"{os.path.getmtime(p + '.index')}" for p in kept]
+    with atomic_output(path) as temp, open(temp, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    logger.warning("%s: the checkpoint state file was unreadable or stale; "
+                   "it now names %s", directory, name)
+
+
+# -- the log and the run's precision ---------------------------------------
+
+
+def trim_log(path: str, updates: int, epochs: int) -> None:
+    """Keep the header and the rows of `log.csv` up to the resume point.
+
+    Rows after `updates` (epochs that will run again), repeated headers and
+    rows cut short by a kill are dropped. A log without an `updates`
+    column (older runs) is cut by epoch number instead.
+    """
+    if not os.path.exists(path):
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    header = rows[0]
+    column, limit = (("updates", updates) if "updates" in header
+                     else ("epoch", epochs - 1))
+    index = header.index(column)
+
+    def keep(row):
+        try:
+            return (len(row) == len(header) and row != header
+                    and float(row[index]) <= limit)
+        except ValueError:
+            return False
+
+    kept = [header] + [r for r in rows[1:] if keep(r)]
+    if kept != rows:
+        with atomic_output(path) as temp, open(temp, "w", newline="") as f:
+            csv.writer(f).writerows(kept)
+
+
+def trained_precision(workdir: str) -> tuple[str | None, str]:
+    """(precision, where it was read) of the run in `workdir`.
+
+    results.json and progress.json record what computed the training steps
+    ("auto" resolved on the training machine); else config.json's
+    train.precision, which may still be "auto". (None, "") if none exist.
+    """
+    for name in ("results.json", "progress.json"):
+        path = os.path.join(workdir, name)
+        if os.path.exists(path):
+            with contextlib.suppress(RunDirError):
+                value = read_json(path).get("precision")
+                if value:
+                    return value, f"the precision the run trained with ({name})"
+    path = os.path.join(workdir, "config.json")
+    if os.path.exists(path):
+        with contextlib.suppress(RunDirError):
+            value = read_json(path).get("train", {}).get("precision")
+            if value:
+                return value, f"train.precision={value!r} in config.json"
+    return None, ""

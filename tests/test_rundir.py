@@ -1,0 +1,305 @@
+"""The run directory's safety: the lock, whole files, damaged checkpoints,
+leftovers, and what `ram-tf evaluate` reads back."""
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ram_tf import config as config_lib
+from ram_tf import rundir
+from ram_tf import training
+
+TINY = {
+    "glimpse.num_glimpses": 3, "core.glimpse_hidden": 8,
+    "core.location_hidden": 8, "core.glimpse_units": 16,
+    "core.core_units": 16, "train.batch_size": 8, "train.mc_samples": 2,
+    "train.steps_per_epoch": 3, "train.precision": "float32",
+}
+# The same settings as command-line flags.
+TINY_FLAGS = ["--task", "mnist28", "--num-glimpses", "3", "--glimpse-hidden",
+              "8", "--location-hidden", "8", "--glimpse-units", "16",
+              "--core-units", "16", "--batch-size", "8", "--mc-samples", "2",
+              "--steps-per-epoch", "3", "--precision", "float32"]
+
+
+def tiny(steps):
+    return config_lib.resolve("ram", "mnist28", {**TINY, "train.steps": steps})
+
+
+def _json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _log_updates(workdir):
+    with open(os.path.join(workdir, "log.csv")) as f:
+        rows = f.read().splitlines()
+    column = rows[0].split(",").index("updates")
+    return [int(float(r.split(",")[column])) for r in rows[1:]]
+
+
+def _ram_tf(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "ram_tf_cli.main", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _truncate(path, size):
+    with open(path, "r+b") as f:
+        f.truncate(size)
+
+
+# -- the lock ----------------------------------------------------------------
+
+
+def test_a_locked_workdir_refuses_a_second_holder_naming_the_pid(tmp_path):
+    with rundir.RunLock(str(tmp_path)):
+        with open(tmp_path / "lock") as f:
+            assert f.read().split()[0] == str(os.getpid())
+        with pytest.raises(rundir.RunLockedError,
+                           match=f"in use by another training process "
+                                 f"\\(pid {os.getpid()} on "):
+            rundir.RunLock(str(tmp_path)).acquire()
+    assert not (tmp_path / "lock").exists()
+    with rundir.RunLock(str(tmp_path)):  # free again
+        pass
+
+
+def test_the_lock_is_released_when_the_holder_raises(tmp_path):
+    with pytest.raises(ValueError):
+        with rundir.RunLock(str(tmp_path)):
+            raise ValueError("boom")
+    assert not (tmp_path / "lock").exists()
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over_with_a_note(
+        tmp_path, caplog):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "lock").write_text(f"{dead.pid} somehost\n")
+    with caplog.at_level(logging.WARNING, logger="ram_tf"):
+        with rundir.RunLock(str(tmp_path)):
+            with open(tmp_path / "lock") as f:
+                assert f.read().split()[0] == str(os.getpid())
+    assert f"taking over the lock of pid {dead.pid} on somehost" in caplog.text
+
+
+def test_a_second_trainer_is_refused_and_a_killed_ones_lock_taken_over(
+        mnist_dir, cache_dir, tmp_path):
+    workdir = str(tmp_path / "run")
+    flags = TINY_FLAGS + ["--workdir", workdir, "--verbose", "2"]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "ram_tf_cli.main", "train", *flags,
+         "--steps", "3000"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    progress = os.path.join(workdir, "progress.json")
+    try:
+        deadline = time.time() + 240
+        while not os.path.exists(progress) and time.time() < deadline:
+            time.sleep(0.5)
+        assert os.path.exists(progress), "the first trainer never saved"
+        second = _ram_tf("train", *flags, "--steps", "3000")
+        assert second.returncode == 2
+        lines = second.stderr.strip().splitlines()
+        assert lines[-1] == (
+            f"Error: {workdir} is in use by another training process (pid "
+            f"{first.pid} on {socket.gethostname()}); wait for it to finish "
+            "or choose another --workdir")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    with open(os.path.join(workdir, "log.csv")) as f:
+        assert f.read().count("epoch,") == 1  # one header, one writer
+    # The killed trainer's lock file stays; the next run takes it over.
+    with open(os.path.join(workdir, "lock")) as f:
+        assert f.read().split()[0] == str(first.pid)
+    done = _json(progress)["updates"]
+    third = _ram_tf("train", *flags, "--steps", str(done + 3))
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert f"taking over the lock of pid {first.pid}" in third.stderr
+    assert _json(os.path.join(workdir, "results.json"))["updates"] == done + 3
+    assert not os.path.exists(os.path.join(workdir, "lock"))
+
+
+# -- whole files -----------------------------------------------------------
+
+
+def test_a_json_write_cut_short_leaves_the_old_file(tmp_path, monkeypatch):
+    path = str(tmp_path / "progress.json")
+    rundir.write_json(path, {"updates": 3})
+
+    def dump_half(obj, f, **kwargs):
+        f.write('{"updates": ')
+        raise KeyboardInterrupt("killed while writing")
+
+    monkeypatch.setattr(json, "dump", dump_half)
+    with pytest.raises(KeyboardInterrupt):
+        rundir.write_json(path, {"updates": 6})
+    monkeypatch.undo()
+    assert _json(path) == {"updates": 3}
+    assert os.listdir(tmp_path) == ["progress.json"]
+
+
+def test_a_weights_write_cut_short_leaves_no_damaged_weights(
+        mnist_dir, cache_dir, tmp_path, monkeypatch):
+    import keras
+
+    workdir = str(tmp_path / "run")
+    training.train_and_evaluate(tiny(3), workdir, verbose=0,
+                                evaluate_test=False)
+
+    def save_half(self, path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"\x89HDF\r\n\x1a\n" + bytes(88))  # 96 bytes, as killed
+        raise KeyboardInterrupt("killed while saving weights")
+
+    monkeypatch.setattr(keras.Model, "save_weights", save_half)
+    with pytest.raises(KeyboardInterrupt):
+        training.train_and_evaluate(tiny(6), workdir, verbose=0,
+                                    evaluate_test=False)
+    monkeypatch.undo()
+    assert not os.path.exists(os.path.join(workdir, "model.weights.h5"))
+    # The checkpoint of update 6 stands in for the final weights.
+    assert training.trained_updates(workdir, tiny(6)) == 6
+    _, model = training.load_run(workdir)
+    assert model.count_params() > 0
+
+
+# -- checkpoints and leftovers -------------------------------------------------
+
+
+def test_a_garbage_checkpoint_state_file_does_not_restart_from_zero(
+        mnist_dir, cache_dir, tmp_path, monkeypatch, caplog):
+    from ram_tf import datasets
+
+    workdir = str(tmp_path / "run")
+    training.train_and_evaluate(tiny(6), workdir, verbose=0,
+                                evaluate_test=False)
+    with open(os.path.join(workdir, "checkpoints", "checkpoint"), "w") as f:
+        f.write("not a checkpoint state {{{\n")
+    starts = []
+    real = datasets.train_dataset
+
+    def recording(*args, start_step=0, **kwargs):
+        starts.append(start_step)
+        return real(*args, start_step=start_step, **kwargs)
+
+    monkeypatch.setattr(datasets, "train_dataset", recording)
+    with caplog.at_level(logging.INFO, logger="ram_tf"):
+        results = training.train_and_evaluate(tiny(9), workdir, verbose=0,
+                                              evaluate_test=False)
+    assert starts == [6]
+    assert results["updates"] == 9
+    assert _log_updates(workdir) == [3, 6, 9]
+    assert "resuming at update 6 of 9 (ckpt-2)" in caplog.text
+    with open(os.path.join(workdir, "checkpoints", "checkpoint")) as f:
+        assert f.readline() == 'model_checkpoint_path: "ckpt-3"\n'
+
+
+def test_a_damaged_latest_checkpoint_falls_back_and_leftovers_go(
+        mnist_dir, cache_dir, tmp_path):
+    workdir = str(tmp_path / "run")
+    training.train_and_evaluate(tiny(9), workdir, verbose=0,
+                                evaluate_test=False)
+    ckpts = os.path.join(workdir, "checkpoints")
+    _truncate(os.path.join(ckpts, "ckpt-3.data-00000-of-00001"), 10)
+    with open(os.path.join(ckpts, "checkpoint"), "w") as f:
+        f.write("garbage")
+    # What a kill in the middle of a checkpoint or JSON write leaves.
+    os.makedirs(os.path.join(ckpts, "ckpt-4_temp"))
+    for name in ("checkpoints/ckpt-4_temp/part-00000-of-00001.index",
+                 "checkpoints/checkpoint.tmp1f2e3d", "progress.json.tmp",
+                 "model.tmp.weights.h5"):
+        with open(os.path.join(workdir, name), "w") as f:
+            f.write("partial")
+    out = _ram_tf("train", *TINY_FLAGS, "--workdir", workdir, "--steps",
+                  "12", "--verbose", "0")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "could not read checkpoint ckpt-3 (" in out.stderr
+    assert "); using the one before it, ckpt-2" in out.stderr
+    assert "removed leftovers of an interrupted run" in out.stdout
+    assert _json(os.path.join(workdir, "results.json"))["updates"] == 12
+    assert _log_updates(workdir) == [3, 6, 9, 12]
+    assert sorted(os.listdir(ckpts)) == [
+        "checkpoint", "ckpt-3.data-00000-of-00001", "ckpt-3.index",
+        "ckpt-4.data-00000-of-00001", "ckpt-4.index"]
+    assert not [n for n in os.listdir(workdir) if "tmp" in n]
+
+
+def test_unreadable_checkpoints_are_refused_not_overwritten(
+        mnist_dir, cache_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from ram_tf_cli.main import cli
+
+    workdir = str(tmp_path / "run")
+    training.train_and_evaluate(tiny(6), workdir, verbose=0,
+                                evaluate_test=False)
+    ckpts = os.path.join(workdir, "checkpoints")
+    for name in ("ckpt-1.index", "ckpt-2.index"):
+        _truncate(os.path.join(ckpts, name), 10)
+    before = {n: os.path.getmtime(os.path.join(ckpts, n))
+              for n in os.listdir(ckpts)}
+    result = CliRunner().invoke(cli, ["train", *TINY_FLAGS, "--workdir",
+                                      workdir, "--steps", "9"])
+    assert result.exit_code == 2
+    assert (f"Error: none of the checkpoints in {ckpts} can be read: "
+            "ckpt-2 (") in result.output
+    assert "Refusing to start again from update 0" in result.output
+    assert {n: os.path.getmtime(os.path.join(ckpts, n))
+            for n in os.listdir(ckpts)} == before
+    assert not os.path.exists(os.path.join(workdir, "lock"))
+
+
+# -- evaluate --------------------------------------------------------------
+
+
+@pytest.fixture
+def finished_run(mnist_dir, cache_dir, tmp_path):
+    workdir = str(tmp_path / "run")
+    training.train_and_evaluate(tiny(3), workdir, verbose=0)
+    return workdir
+
+
+def test_evaluate_with_truncated_weights_uses_the_checkpoint(finished_run):
+    _truncate(os.path.join(finished_run, "model.weights.h5"), 96)
+    out = _ram_tf("evaluate", finished_run)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "model.weights.h5 cannot be read" in out.stderr
+    assert "Traceback" not in out.stderr
+    scores = json.loads(out.stdout)
+    results = _json(os.path.join(finished_run, "results.json"))
+    # The last checkpoint holds the final weights: the same test error.
+    for key in ("test_error_deterministic", "test_error_mc"):
+        assert scores[key] == results[key]
+    # Without checkpoints there is nothing to fall back on: one line.
+    for name in os.listdir(os.path.join(finished_run, "checkpoints")):
+        os.remove(os.path.join(finished_run, "checkpoints", name))
+    out = _ram_tf("evaluate", finished_run, "--split", "validation")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].startswith(
+        f"Error: {finished_run} has an unreadable model.weights.h5 (")
+    assert "Traceback" not in out.stderr
+
+
+def test_evaluate_uses_the_precision_the_run_trained_with(finished_run):
+    # An "auto" run that resolved to bfloat16 where it trained: evaluate
+    # must not fall back to this process's resolution of "auto".
+    config_path = os.path.join(finished_run, "config.json")
+    saved = _json(config_path)
+    saved["train"]["precision"] = "auto"
+    rundir.write_json(config_path, saved)
+    results_path = os.path.join(finished_run, "results.json")
+    rundir.write_json(results_path, {**_json(results_path),
+                                     "precision": "mixed_bfloat16"})
+    out = _ram_tf("evaluate", finished_run, "--split", "validation")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert ("evaluating in mixed_bfloat16, the precision the run trained "
+            "with (results.json)") in out.stderr
+    assert json.loads(out.stdout)["precision"] == "mixed_bfloat16"
