@@ -27,6 +27,15 @@ TINY = {
 }
 
 
+def _text(path):
+    with open(path) as f:
+        return f.read()
+
+
+def _json(path):
+    return json.loads(_text(path))
+
+
 @pytest.fixture(scope="module")
 def exported(mnist_dir, cache_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
@@ -46,8 +55,7 @@ def test_layout_and_manifest(exported):
     assert exported["sm"]["path"].endswith(os.path.join("ram_mnist28", "1"))
     assert os.path.exists(os.path.join(exported["sm"]["path"],
                                        "saved_model.pb"))
-    manifest = json.load(open(os.path.join(exported["base"],
-                                           "MANIFEST.json")))
+    manifest = _json(os.path.join(exported["base"], "MANIFEST.json"))
     assert manifest["task"] == "mnist28"
     assert manifest["config"]["glimpse"]["num_glimpses"] == 3
     for key in ("1", "model_fp32.tflite"):
@@ -160,14 +168,15 @@ def test_failed_export_leaves_nothing_and_versions_are_never_touched(
         exported, monkeypatch):
     base = exported["base"]
     before = export.sha256(os.path.join(base, "1"))
-    manifest = open(os.path.join(base, "MANIFEST.json")).read()
+    manifest = _text(os.path.join(base, "MANIFEST.json"))
     with pytest.raises(export.ExportError, match="exists"):
         export.export_run(exported["workdir"], out=exported["out"],
                           version=1, score=False)
 
     def broken(model, path, mc_samples=10):
         os.makedirs(path, exist_ok=True)
-        open(os.path.join(path, "saved_model.pb"), "wb").write(b"half")
+        with open(os.path.join(path, "saved_model.pb"), "wb") as f:
+            f.write(b"half")
         raise KeyboardInterrupt  # an interrupt in the middle of writing
 
     monkeypatch.setattr(export, "write_saved_model", broken)
@@ -177,7 +186,7 @@ def test_failed_export_leaves_nothing_and_versions_are_never_touched(
     assert sorted(n for n in os.listdir(base) if not n.endswith(
         ".tflite")) == ["1", "MANIFEST.json"]
     assert export.sha256(os.path.join(base, "1")) == before
-    assert open(os.path.join(base, "MANIFEST.json")).read() == manifest
+    assert _text(os.path.join(base, "MANIFEST.json")) == manifest
 
 
 def test_keras_model_rebuilt_from_an_export_matches_it(exported):
@@ -309,8 +318,7 @@ def test_bfloat16_export_is_the_bfloat16_model_with_kernels_cast_once(
     config, trained = training.load_run(exported["workdir"])
     entry = export.export_run(exported["workdir"], out=str(tmp_path),
                               precision="mixed_bfloat16", score=True)
-    manifest = json.load(open(os.path.join(tmp_path, "ram_mnist28",
-                                           "MANIFEST.json")))
+    manifest = _json(os.path.join(tmp_path, "ram_mnist28", "MANIFEST.json"))
     assert manifest["artefacts"]["1"]["precision"] == "mixed_bfloat16"
     assert exported["sm"]["precision"] == "float32"  # the default
     assert 0 <= entry["test_error"] <= 100
