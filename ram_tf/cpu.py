@@ -11,13 +11,13 @@ pool is fixed when TensorFlow's runtime starts, so `configure_chains` must
 run before the first TensorFlow op (the CLI and `train_and_evaluate` call
 it first).
 
-TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, when it loads. ram_tf's import
-defaults it to "0" (Eigen kernels: faster float32 updates on AVX2 machines,
-README "Speed"); bfloat16 matmuls need oneDNN (Eigen emulates them: a
-translated60 update took 100 ms in bfloat16 under Eigen vs 52 ms under
-oneDNN and 75 ms in float32, benchmarks/ab/precision_step.py), so
-`prepare_tensorflow("mixed_bfloat16")` switches oneDNN on when TensorFlow
-has not loaded yet and the user did not choose.
+TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, when it loads, and importing
+ram_tf leaves it alone. `prepare_tensorflow(precision)`, called by the CLI
+and `train_and_evaluate` before TensorFlow loads, sets it unless the user
+did: "0" (Eigen kernels: faster float32 updates on AVX2 machines, README
+"Speed") for float32, "1" for bfloat16 matmuls, which need oneDNN (Eigen
+emulates them: a translated60 update took 100 ms in bfloat16 under Eigen vs
+52 ms under oneDNN and 75 ms in float32, benchmarks/ab/precision_step.py).
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16",
                 "amx_bf16")
 # Any of these runs bfloat16 matmuls natively (oneDNN uses them).
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+# The value prepare_tensorflow wrote, if any: a later call may change its
+# own choice, never one the user made.
+_onednn_written = None
 
 
 def cpu_info(path: str = "/proc/cpuinfo") -> dict[str, object]:
@@ -116,18 +120,19 @@ def prepare_tensorflow(precision: str) -> None:
     """Pick TensorFlow's kernel library for `precision`; call before
     TensorFlow loads (the CLI does). Warns when it is too late.
 
-    mixed_bfloat16, and "auto" on a CPU with native bfloat16, switch oneDNN
-    on unless the user set TF_ENABLE_ONEDNN_OPTS (then "auto" follows it).
+    Sets TF_ENABLE_ONEDNN_OPTS unless the user set it (then "auto" follows
+    it): "1" (oneDNN) for mixed_bfloat16, and for "auto" on a CPU with
+    native bfloat16; "0" (Eigen) otherwise. Once TensorFlow has loaded it
+    changes nothing.
     """
-    if precision == "auto" and not has_native_bf16():
-        return
-    if precision not in ("auto", "mixed_bfloat16"):
-        return
-    import ram_tf
-
+    global _onednn_written
+    onednn = precision == "mixed_bfloat16" or (precision == "auto"
+                                               and has_native_bf16())
     if "tensorflow" not in sys.modules:
-        if not ram_tf.ONEDNN_SET_BY_USER:
-            os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
+        current = os.environ.get(ONEDNN_VARIABLE)
+        if current is None or current == _onednn_written:
+            _onednn_written = "1" if onednn else "0"
+            os.environ[ONEDNN_VARIABLE] = _onednn_written
         return
     if precision == "mixed_bfloat16" and not onednn_enabled():
         warnings.warn(

@@ -41,10 +41,15 @@ y_n the true digit centre in glimpse coordinates, mu_{n,t} the policy means
 shape the top core layer and the context network too (under gradient
 scope "all" also the bottom layer and the glimpse network), and
 gamma_t = gamma_0 * decay^floor(step / decay_steps). Unlabelled images
-contribute nothing: they are out of the sum and out of n_lab.
+contribute nothing: they are out of the sum and out of n_lab. L-DRAM's
+batches therefore carry each image's true centre, "location" [B, 2], and
+optionally "labelled" [B]: dicts {"image", "label", "location"}, or
+Keras-style (x, {"label": y, "location": centres}).
 """
 
 from __future__ import annotations
+
+import numbers
 
 import keras
 import tensorflow as tf
@@ -53,40 +58,9 @@ from ram_tf import config as config_lib
 from ram_tf import networks
 from ram_tf import reinforce
 from ram_tf.model import RecurrentAttentionModel
-
-
-@keras.saving.register_keras_serializable(package="ram_tf")
-class ContextNetwork(keras.layers.Layer):
-    """c = ReLU(FC(flatten(CNN(resize(x))))), the coarse view of DRAM.
-
-    Each conv layer (ReLU, "same" padding) is followed by 2x2 max pooling.
-    Resizing is bilinear (a TFLite builtin).
-
-    Output shape: [B, units].
-    """
-
-    def __init__(self, size=24, filters=(32, 32), kernels=(5, 3), units=256,
-                 **kwargs):
-        super().__init__(**kwargs)
-        self.size, self.units = int(size), int(units)
-        self.filters, self.kernels = tuple(filters), tuple(kernels)
-        self.convs = [keras.layers.Conv2D(f, k, padding="same",
-                                          activation="relu", name=f"conv{i}")
-                      for i, (f, k) in enumerate(zip(self.filters,
-                                                     self.kernels))]
-        self.pool = keras.layers.MaxPooling2D(2)
-        self.fc = keras.layers.Dense(units, "relu", name="fc_context")
-
-    def call(self, images):
-        x = tf.image.resize(images, [self.size, self.size], "bilinear")
-        for conv in self.convs:
-            x = self.pool(conv(x))
-        return self.fc(tf.reshape(x, [tf.shape(x)[0], -1]))
-
-    def get_config(self):
-        return {**super().get_config(), "size": self.size,
-                "filters": list(self.filters), "kernels": list(self.kernels),
-                "units": self.units}
+from ram_tf.model import positive_number
+from ram_tf.networks import ContextNetwork
+from ram_tf.networks import positive_int
 
 
 @keras.saving.register_keras_serializable(package="ram_tf")
@@ -108,6 +82,31 @@ class DeepRecurrentAttentionModel(RecurrentAttentionModel):
                  context_kernels=(5, 3), location_loss_weight=0.0,
                  location_loss_decay=0.97, location_loss_decay_steps=1750,
                  gradient_scope="critic", **kwargs):
+        positive_int("context_size", context_size)
+        for name, values in (("context_filters", context_filters),
+                             ("context_kernels", context_kernels)):
+            for value in values:
+                if (isinstance(value, bool)
+                        or not isinstance(value, numbers.Integral)
+                        or value < 1):
+                    raise ValueError(
+                        f"{name} must be positive integers. Received: "
+                        f"{name}={list(values)!r}")
+        if len(context_filters) != len(context_kernels):
+            raise ValueError(
+                "context_filters and context_kernels need one entry per "
+                f"conv layer. Received: context_filters="
+                f"{list(context_filters)}, context_kernels="
+                f"{list(context_kernels)}")
+        if context_size < 2 ** len(context_filters):
+            raise ValueError(
+                f"context_size must be at least {2 ** len(context_filters)}:"
+                f" each of the {len(context_filters)} conv layers halves it."
+                f" Received: context_size={context_size!r}")
+        positive_number("location_loss_weight", location_loss_weight,
+                        allow_zero=True)
+        positive_number("location_loss_decay", location_loss_decay)
+        positive_int("location_loss_decay_steps", location_loss_decay_steps)
         super().__init__(gradient_scope=gradient_scope, **kwargs)
         self._args.update(dict(
             context_size=context_size, context_filters=list(context_filters),
@@ -126,6 +125,11 @@ class DeepRecurrentAttentionModel(RecurrentAttentionModel):
         self.location_loss_decay = float(location_loss_decay)
         self.location_loss_decay_steps = int(location_loss_decay_steps)
         self.location_supervised = self.location_loss_weight > 0
+
+    def build_heads(self, input_shape):
+        super().build_heads(input_shape)
+        self.context_net.build(input_shape)
+        self.top_core.build((input_shape[0], self.core.units))
 
     def begin(self, images, repeats):
         # The context is computed once per image, then repeated M times.
@@ -150,7 +154,17 @@ class DeepRecurrentAttentionModel(RecurrentAttentionModel):
         return self.location_loss_weight * self.location_loss_decay ** tf.floor(
             step / self.location_loss_decay_steps)
 
-    def extra_loss(self, data, out, repeats):
+    def check_batch(self, data):
+        if self.location_supervised and "location" not in data:
+            raise ValueError(
+                f"L-DRAM (location_loss_weight={self.location_loss_weight})"
+                " learns from each image's true centre: its batches need "
+                "'location' [B, 2], (y, x) in [-1, 1], e.g. fit(x, "
+                "{'label': y, 'location': centres}) or dicts with 'image', "
+                "'label' and 'location'. Received a batch with "
+                f"{sorted(data)}")
+
+    def extra_loss(self, data, out, repeats, sample_weight=None):
         if not self.location_supervised:
             return {}
         target = tf.repeat(data["location"], repeats, axis=0)
@@ -158,5 +172,6 @@ class DeepRecurrentAttentionModel(RecurrentAttentionModel):
         if labelled is None:
             labelled = tf.ones_like(data["label"], tf.float32)
         labelled = tf.repeat(tf.cast(labelled, tf.float32), repeats, axis=0)
-        value = reinforce.location_loss(out["supervised"], target, labelled)
+        value = reinforce.location_loss(out["supervised"], target, labelled,
+                                        sample_weight)
         return {"location_loss": (self.gamma(), value)}

@@ -25,6 +25,9 @@ hooks; its l_0 is an action too, so it has T actions instead of T - 1.)
 `train_step` (REINFORCE, `ram_tf.reinforce`) repeats every image M times
 with independent location samples; `test_step` scores the deterministic
 policy (l_t = mu_t). Randomness comes from the model's `SeedGenerator`.
+Both take a batch as Keras models do, `(x, y)` or `(x, y, sample_weight)`
+(so `fit(images, labels)` on NumPy arrays works), or as the dicts of
+`ram_tf.datasets` (`unpack_batch`).
 
 Chains (`rollouts`, used by `train_step` and `test_step`): the batch is cut
 into `model.chains` slices whose rollouts are independent subgraphs, so
@@ -38,6 +41,9 @@ depend on the chain count (to float rounding of the gradient sum).
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import keras
 import tensorflow as tf
 
@@ -46,6 +52,7 @@ from ram_tf import cpu
 from ram_tf import networks
 from ram_tf import reinforce
 from ram_tf.glimpse import GlimpseSensor
+from ram_tf.networks import positive_int
 
 # Values of `precision` (train.precision): see RecurrentAttentionModel.
 PRECISIONS = config_lib.COMPUTE_PRECISIONS
@@ -53,6 +60,80 @@ PRECISIONS = config_lib.COMPUTE_PRECISIONS
 _TRAIN_METRICS = ("loss", "cross_entropy", "baseline_mse", "reinforce",
                   "reward", "accuracy", "location_abs")
 _TEST_METRICS = ("accuracy", "cross_entropy", "location_abs")
+INITIAL_LOCATIONS = ("center", "random")
+
+
+def positive_number(name, value, allow_zero=False):
+    """`value` as a float, or a ValueError naming the argument `name`."""
+    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+          and math.isfinite(value) and (value >= 0 if allow_zero
+                                        else value > 0))
+    if not ok:
+        raise ValueError(f"{name} must be a finite number "
+                         f"{'>= 0' if allow_zero else '> 0'}. "
+                         f"Received: {name}={value!r}")
+    return float(value)
+
+
+def unpack_batch(data):
+    """A batch of `fit` / `evaluate` as (features dict, sample_weight).
+
+    Accepted forms:
+      - Keras's `(x, y)` and `(x, y, sample_weight)` (`fit(x, y)` on NumPy
+        arrays, a `tf.data.Dataset` of tuples): x images [B, H, W, C] or a
+        dict with "image"; y integer labels [B] (or [B, 1]) or a dict with
+        "label"; entries of dicts (L-DRAM's "location" [B, 2], "labelled"
+        [B]) are merged;
+      - the dicts of `ram_tf.datasets`: {"image", "label", ...}, with an
+        optional "sample_weight" [B].
+
+    Returns:
+      ({"image", "label", ...}, float32 sample_weight [B] or None).
+    """
+    if isinstance(data, dict):
+        batch, weight = dict(data), data.get("sample_weight")
+    else:
+        x, y, weight = keras.utils.unpack_x_y_sample_weight(data)
+        batch = dict(x) if isinstance(x, dict) else {"image": x}
+        if isinstance(y, dict):
+            batch.update(y)
+        elif y is not None:
+            batch["label"] = y
+    missing = [key for key in ("image", "label") if key not in batch]
+    if missing:
+        raise ValueError(
+            f"A training or test batch needs images and integer labels, "
+            f"e.g. fit(x, y) or dicts with 'image' and 'label'. Missing "
+            f"{missing}; received a batch with {sorted(batch)}")
+    if weight is not None:
+        weight = tf.cast(weight, tf.float32)
+        if weight.shape.rank == 2 and weight.shape[1] == 1:
+            weight = weight[:, 0]
+        if weight.shape.rank != 1:
+            raise ValueError("sample_weight must hold one weight per image, "
+                             f"shape [B]. Received shape {weight.shape}")
+    return batch, weight
+
+
+def _labels(labels):
+    """Integer class labels [B] (a trailing axis of 1 is dropped)."""
+    labels = tf.convert_to_tensor(labels)
+    if labels.shape.rank == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.shape.rank != 1:
+        raise ValueError(
+            "labels must be integer class indices of shape [B] (or [B, 1]); "
+            f"one-hot labels need argmax first. Received shape {labels.shape}")
+    return tf.cast(labels, tf.int32)
+
+
+def _images(images):
+    """float32 [B, H, W, C] (a batch dict gives its "image")."""
+    if isinstance(images, dict):
+        images = images["image"]
+    images = tf.convert_to_tensor(images)
+    return images if images.dtype == tf.float32 else tf.cast(images,
+                                                             tf.float32)
 
 
 @keras.saving.register_keras_serializable(package="ram_tf")
@@ -91,6 +172,24 @@ class RecurrentAttentionModel(keras.Model):
                  initial_location="center", reinforce_weight=1.0,
                  gradient_scope="location", mc_samples=10, num_classes=10,
                  seed=0, precision="float32", **kwargs):
+        # Impossible values fail here, named as the caller wrote them.
+        for name, value in (("glimpse_size", glimpse_size),
+                            ("num_scales", num_scales),
+                            ("num_glimpses", num_glimpses),
+                            ("glimpse_hidden", glimpse_hidden),
+                            ("location_hidden", location_hidden),
+                            ("glimpse_units", glimpse_units),
+                            ("core_units", core_units),
+                            ("mc_samples", mc_samples),
+                            ("num_classes", num_classes)):
+            positive_int(name, value)
+        positive_number("std", std)
+        positive_number("reinforce_weight", reinforce_weight,
+                        allow_zero=True)
+        if initial_location not in INITIAL_LOCATIONS:
+            raise ValueError(f"initial_location must be one of "
+                             f"{INITIAL_LOCATIONS}. Received: "
+                             f"initial_location={initial_location!r}")
         super().__init__(**kwargs)
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}. "
@@ -144,6 +243,39 @@ class RecurrentAttentionModel(keras.Model):
             for name in dict.fromkeys(_TRAIN_METRICS + _TEST_METRICS
                                       + self._EXTRA_METRICS)
         }
+
+    def build(self, input_shape):
+        """Check the images against the glimpse; create every weight.
+
+        Args:
+          input_shape: (B, H, W, C) with H, W and C known (or a dict of
+            shapes with "image").
+        """
+        if isinstance(input_shape, dict):
+            input_shape = input_shape["image"]
+        shape = tuple(input_shape)
+        if len(shape) != 4 or None in shape[1:]:
+            raise ValueError(
+                f"{type(self).__name__} takes images [B, H, W, C] with H, W "
+                f"and C known. Received input shape {shape}")
+        batch, height, width, _ = shape
+        if self.sensor.size > min(height, width):
+            raise ValueError(
+                f"glimpse_size={self.sensor.size} is larger than the "
+                f"{height}x{width} images: it must be at most "
+                f"{min(height, width)}. Received input shape {shape}")
+        sensor_shape = (shape, (batch, 2))
+        self.sensor.build(sensor_shape)
+        self.glimpse_net.build((self.sensor.compute_output_shape(
+            sensor_shape), (batch, 2)))
+        self.core.build((batch, self.glimpse_net.units))
+        self.build_heads(shape)
+
+    def build_heads(self, input_shape):
+        """The layers that read the core (DRAM: and the image)."""
+        hidden = (input_shape[0], self.core.units)
+        for layer in (self.location_net, self.baseline_net, self.action_net):
+            layer.build(hidden)
 
     # -- the recurrence ---------------------------------------------------
 
@@ -212,7 +344,7 @@ class RecurrentAttentionModel(keras.Model):
         """Unroll T glimpses over `repeats` copies of each image.
 
         Args:
-          images: float32 [B, H, W, C].
+          images: [B, H, W, C], cast to float32 (or a dict with "image").
           sample: draw l_t ~ pi (training, Monte Carlo) instead of mu_t.
           repeats: M; the outputs have B * M rows, copy j of image i at row
             i * M + j. With a fixed l_0 the first glimpse is the same for
@@ -223,7 +355,7 @@ class RecurrentAttentionModel(keras.Model):
           step_logits: also return "step_logits" [B * M, T, K], the
             classifier applied after every glimpse (for visualisation).
         """
-        images = tf.convert_to_tensor(images, tf.float32)
+        images = _images(images)
         record = {"means": [], "samples": [], "baselines": [],
                   "supervised": []}
         act = lambda h, i: self._act(h, i, sample, noise_seed,  # noqa: E731
@@ -277,7 +409,7 @@ class RecurrentAttentionModel(keras.Model):
         once, [B * M, A, 2], and sliced like the rows (a random l_0, RAM's
         initial_location="random", is still drawn per slice).
         """
-        images = tf.convert_to_tensor(images, tf.float32)
+        images = _images(images)
         if sample and noise is None:
             noise = keras.random.normal(
                 [tf.shape(images)[0] * repeats, self.num_actions, 2],
@@ -317,25 +449,49 @@ class RecurrentAttentionModel(keras.Model):
             self.trackers[name].update_state(value)
         return {name: self.trackers[name].result() for name in values}
 
-    def extra_loss(self, data, out, repeats):
-        """Terms added to the hybrid loss (L-DRAM's location loss)."""
+    def check_batch(self, data):
+        """Refuse a training batch that lacks what `extra_loss` reads,
+        before any computation (L-DRAM's locations)."""
+        del data  # RAM reads images and labels only (`unpack_batch`)
+
+    def extra_loss(self, data, out, repeats, sample_weight=None):
+        """Terms added to the hybrid loss (L-DRAM's location loss).
+
+        Returns {name: (coefficient, value)}; `sample_weight` [B * M] is
+        the per-rollout weight, None when the batch has none.
+        """
         return {}
 
     def train_step(self, data):
-        images, labels = data["image"], data["label"]
+        """One update on a batch (`unpack_batch`), the hybrid loss.
+
+        With a sample_weight w_i per image, every per-rollout term of the
+        loss is multiplied by w_i before the mean over the B * M rollouts,
+        as Keras's default loss reduction ("sum_over_batch_size") does:
+        weights of 1 give the unweighted loss, 0 removes an image from
+        every gradient. The logged reward and accuracy are weighted means
+        (sum w R / sum w), as Keras's weighted metrics are
+        (`ram_tf.reinforce`).
+        """
+        data, weight = unpack_batch(data)
+        images, labels = data["image"], _labels(data["label"])
+        data["label"] = labels  # [B] int32 for extra_loss
+        self.check_batch(data)
         m = self.mc_samples
         # M copies of each image with independent location samples.
-        labels_m = tf.repeat(tf.cast(labels, tf.int32), m, axis=0)
+        labels_m = tf.repeat(labels, m, axis=0)
+        weight_m = None if weight is None else tf.repeat(weight, m, axis=0)
         with tf.GradientTape() as tape:
             out = self.rollouts(images, training=True, sample=True,
                                 repeats=m)
             terms = reinforce.hybrid_loss(
                 out["logits"], labels_m, out["means"], out["samples"],
-                out["baselines"], self.std, self.reinforce_weight)
-            for name, (weight, value) in self.extra_loss(data, out,
-                                                         m).items():
+                out["baselines"], self.std, self.reinforce_weight,
+                sample_weight=weight_m)
+            for name, (coef, value) in self.extra_loss(
+                    data, out, m, sample_weight=weight_m).items():
                 terms[name] = value
-                terms["loss"] = terms["loss"] + weight * value
+                terms["loss"] = terms["loss"] + coef * value
             scaled = reinforce.scale_for_replicas(terms["loss"])
         variables = self.trainable_variables
         grads = tape.gradient(scaled, variables)
@@ -343,8 +499,8 @@ class RecurrentAttentionModel(keras.Model):
         # Accuracy of the M-rollout average of class probabilities.
         probs = tf.nn.softmax(out["logits"])
         probs = tf.reduce_mean(tf.reshape(probs, [-1, m, probs.shape[-1]]), 1)
-        terms["accuracy"] = tf.reduce_mean(reinforce.rewards(
-            tf.math.log(probs + 1e-12), tf.cast(labels, tf.int32)))
+        terms["accuracy"] = reinforce.weighted_mean(reinforce.rewards(
+            tf.math.log(probs + 1e-12), labels), weight)
         terms["location_abs"] = self._location_abs(out)
         return self._record(terms)
 
@@ -354,14 +510,17 @@ class RecurrentAttentionModel(keras.Model):
         return tf.reduce_mean(tf.abs(out["locations"][:, first:]))
 
     def test_step(self, data):
+        """Scores of the deterministic policy on a batch (`unpack_batch`);
+        sample weights as in `train_step`."""
+        data, weight = unpack_batch(data)
         out = self.rollouts(data["image"], training=False)
-        labels = tf.cast(data["label"], tf.int32)
+        labels = _labels(data["label"])
         return self._record({
-            "accuracy": tf.reduce_mean(reinforce.rewards(out["logits"],
-                                                         labels)),
-            "cross_entropy": tf.reduce_mean(
+            "accuracy": reinforce.weighted_mean(
+                reinforce.rewards(out["logits"], labels), weight),
+            "cross_entropy": reinforce.loss_mean(
                 tf.nn.sparse_softmax_cross_entropy_with_logits(
-                    labels, out["logits"])),
+                    labels, out["logits"]), weight),
             "location_abs": self._location_abs(out),
         })
 

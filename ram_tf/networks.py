@@ -6,6 +6,12 @@
 - `LocationNetwork` f_l: mean mu_t = tanh(W h_t); policy Normal(mu_t, sigma).
 - `ActionNetwork` f_a: class logits from the last core output.
 - `BaselineNetwork` f_b: b_t, the expected reward, from h_t.
+- `ContextNetwork` (DRAM, Ba et al. 2015): a coarse view of the whole
+  image that starts DRAM's top core layer and picks the first glimpse.
+
+Every layer follows the Keras contract: `__init__` checks and stores plain
+values, `build` creates the weights from the input shape, and
+`compute_output_shape` and `get_config` describe the layer.
 
 Precision: `GlimpseNetwork` and `CoreNetwork` take `matmul_dtype`. With
 "bfloat16" their matmuls (forward and backward, ~90 % of a RAM update's
@@ -25,10 +31,37 @@ core layer and context network (`ram_tf.dram`).
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import keras
 import tensorflow as tf
 
+if keras.backend.backend() != "tensorflow":
+    raise ImportError(
+        "ram_tf runs on Keras's TensorFlow backend; Keras is set to "
+        f"{keras.backend.backend()!r} (KERAS_BACKEND or ~/.keras/keras.json)")
+
+# The dtypes of the glimpse network's and core's matmul operands.
+MATMUL_DTYPES = ("float32", "bfloat16")
+
 _REG = "ram_tf"
+
+
+def positive_int(name, value):
+    """`value` as an int, or a ValueError naming the argument `name`."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+            or value < 1):
+        raise ValueError(f"{name} must be a positive integer. "
+                         f"Received: {name}={value!r}")
+    return int(value)
+
+
+def _matmul_dtype(value):
+    if value not in MATMUL_DTYPES:
+        raise ValueError(f"matmul_dtype must be one of {MATMUL_DTYPES}. "
+                         f"Received: matmul_dtype={value!r}")
+    return value
 
 
 def matmul(x, w, dtype, w_cast=None):
@@ -88,19 +121,28 @@ def frozen_kernels(kernels, dtype):
 class GlimpseNetwork(keras.layers.Layer):
     """g_t = ReLU(FC(ReLU(FC(rho))) + FC(ReLU(FC(l)))).
 
+    Args:
+      glimpse_hidden: width of h_g = ReLU(FC(flatten(rho))).
+      location_hidden: width of h_l = ReLU(FC(l)).
+      units: width of g_t.
+      matmul_dtype: "float32" or "bfloat16" (see the module docstring).
+
     Call arguments:
       inputs: (patches [B, k, g, g, C], locations [B, 2]).
 
-    Output shape: [B, units]. `matmul_dtype`: see the module docstring.
+    Output shape: [B, units].
+    Weights: (k g^2 C + 1) glimpse_hidden + 3 location_hidden
+      + (glimpse_hidden + location_hidden + 2) units.
     """
 
     def __init__(self, glimpse_hidden=128, location_hidden=128, units=256,
                  matmul_dtype="float32", **kwargs):
         super().__init__(**kwargs)
-        self.glimpse_hidden = glimpse_hidden
-        self.location_hidden = location_hidden
-        self.units = units
-        self.matmul_dtype = matmul_dtype
+        self.glimpse_hidden = positive_int("glimpse_hidden", glimpse_hidden)
+        self.location_hidden = positive_int("location_hidden",
+                                            location_hidden)
+        self.units = positive_int("units", units)
+        self.matmul_dtype = _matmul_dtype(matmul_dtype)
         self.fc_glimpse = keras.layers.Dense(glimpse_hidden, "relu",
                                              name="fc_glimpse")
         self.fc_location = keras.layers.Dense(location_hidden, "relu",
@@ -138,6 +180,9 @@ class GlimpseNetwork(keras.layers.Layer):
         h_l = fc(self.fc_location, tf.stop_gradient(locations))
         return tf.nn.relu(fc(self.fc_what, h_g) + fc(self.fc_where, h_l))
 
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], self.units)
+
     def get_config(self):
         return {**super().get_config(), "glimpse_hidden": self.glimpse_hidden,
                 "location_hidden": self.location_hidden, "units": self.units,
@@ -148,17 +193,22 @@ class GlimpseNetwork(keras.layers.Layer):
 class CoreNetwork(keras.layers.Layer):
     """h_t = LSTM(g_t, (h_{t-1}, c_{t-1})), Sonnet-style step.
 
+    Args:
+      units: LSTM width.
+      matmul_dtype: "float32" (the step is Keras's own `LSTMCell`) or
+        "bfloat16" (see the module docstring).
+
     Call arguments:
       inputs: g_t [B, D]; states: [h [B, units], c [B, units]].
 
-    Returns: (h_t [B, units], [h_t, c_t]). `matmul_dtype`: see the module
-    docstring; with "float32" the step is Keras's own `LSTMCell`.
+    Returns: (h_t [B, units], [h_t, c_t]).
+    Weights: 4 units (D + units + 1).
     """
 
     def __init__(self, units=256, matmul_dtype="float32", **kwargs):
         super().__init__(**kwargs)
-        self.units = units
-        self.matmul_dtype = matmul_dtype
+        self.units = positive_int("units", units)
+        self.matmul_dtype = _matmul_dtype(matmul_dtype)
         self.cell = keras.layers.LSTMCell(units, name="lstm")
         self.frozen = {}  # "kernel", "recurrent_kernel" in matmul_dtype
 
@@ -188,6 +238,10 @@ class CoreNetwork(keras.layers.Layer):
                           self.frozen.get("recurrent_kernel")))
         return h, [h, c]
 
+    def compute_output_shape(self, input_shape):
+        state = (input_shape[0], self.units)
+        return state, [state, state]
+
     def get_config(self):
         return {**super().get_config(), "units": self.units,
                 "matmul_dtype": self.matmul_dtype}
@@ -197,7 +251,10 @@ class CoreNetwork(keras.layers.Layer):
 class LocationNetwork(keras.layers.Layer):
     """mu_t = tanh(FC_2(stop_gradient(h_t))), the mean of the policy.
 
-    Output shape: [B, 2], (y, x) in (-1, 1).
+    Call arguments:
+      h: h_t [B, D]; stop_gradient: read h_t under `tf.stop_gradient`.
+
+    Output shape: [B, 2], (y, x) in (-1, 1). Weights: 2 (D + 1).
     """
 
     def __init__(self, **kwargs):
@@ -212,10 +269,19 @@ class LocationNetwork(keras.layers.Layer):
         # or L-DRAM's location loss also train the layers below.
         return self.fc(tf.stop_gradient(h) if stop_gradient else h)
 
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 2)
+
 
 @keras.saving.register_keras_serializable(package=_REG)
 class BaselineNetwork(keras.layers.Layer):
-    """b_t = FC_1(stop_gradient(h_t)), the expected reward. Output [B]."""
+    """b_t = FC_1(stop_gradient(h_t)), the expected reward.
+
+    Call arguments:
+      h: h_t [B, D]; stop_gradient: read h_t under `tf.stop_gradient`.
+
+    Output shape: [B]. Weights: D + 1.
+    """
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -229,14 +295,23 @@ class BaselineNetwork(keras.layers.Layer):
         # below (gradient scopes "critic", "where" and "all").
         return self.fc(tf.stop_gradient(h) if stop_gradient else h)[:, 0]
 
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],)
+
 
 @keras.saving.register_keras_serializable(package=_REG)
 class ActionNetwork(keras.layers.Layer):
-    """Class logits = FC_10(h_T). Output [B, num_classes]."""
+    """Class logits = FC_K(h_T).
+
+    Args:
+      num_classes: K.
+
+    Output shape: [B, num_classes]. Weights: K (D + 1).
+    """
 
     def __init__(self, num_classes=10, **kwargs):
         super().__init__(**kwargs)
-        self.num_classes = num_classes
+        self.num_classes = positive_int("num_classes", num_classes)
         self.fc = keras.layers.Dense(num_classes, name="fc_logits")
 
     def build(self, input_shape):
@@ -245,5 +320,77 @@ class ActionNetwork(keras.layers.Layer):
     def call(self, h):
         return self.fc(h)
 
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_classes)
+
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}
+
+
+@keras.saving.register_keras_serializable(package=_REG)
+class ContextNetwork(keras.layers.Layer):
+    """c = ReLU(FC(flatten(CNN(resize(x))))), DRAM's coarse view (Ba et al.
+    2015): the whole image, resized (bilinear, a TFLite builtin) to
+    size x size, through conv layers (ReLU, "same" padding), each followed
+    by 2x2 max pooling, then one fully connected ReLU layer.
+
+    Args:
+      size: side s of the resized image; each pooling halves it (floor),
+        so s >= 2^len(filters).
+      filters, kernels: output channels and kernel side of each conv layer.
+      units: width of c (DRAM: the core width).
+
+    Call arguments:
+      images: [B, H, W, C].
+
+    Output shape: [B, units].
+    Weights: sum_i (k_i^2 c_{i-1} + 1) f_i + (f_n (s / 2^n)^2 + 1) units,
+      c_0 = C, with s / 2^n halved n times (floor).
+    """
+
+    def __init__(self, size=24, filters=(32, 32), kernels=(5, 3), units=256,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.size, self.units = (positive_int("size", size),
+                                 positive_int("units", units))
+        self.filters = tuple(positive_int("filters", f) for f in filters)
+        self.kernels = tuple(positive_int("kernels", k) for k in kernels)
+        if len(self.filters) != len(self.kernels):
+            raise ValueError(
+                "filters and kernels must have one entry per conv layer. "
+                f"Received: filters={list(filters)}, kernels={list(kernels)}")
+        if self.size < 2 ** len(self.filters):
+            raise ValueError(
+                f"size must be at least 2^{len(self.filters)} = "
+                f"{2 ** len(self.filters)}: each of the {len(self.filters)} "
+                f"conv layers halves it. Received: size={size!r}")
+        self.convs = [keras.layers.Conv2D(f, k, padding="same",
+                                          activation="relu", name=f"conv{i}")
+                      for i, (f, k) in enumerate(zip(self.filters,
+                                                     self.kernels))]
+        self.pool = keras.layers.MaxPooling2D(2)
+        self.fc = keras.layers.Dense(units, "relu", name="fc_context")
+
+    def build(self, input_shape):
+        batch, channels = input_shape[0], input_shape[-1]
+        side = self.size
+        for conv in self.convs:
+            conv.build((batch, side, side, channels))
+            side, channels = side // 2, conv.filters
+        self.fc.build((batch, channels * side * side))
+
+    def call(self, images):
+        x = tf.image.resize(images, [self.size, self.size], "bilinear")
+        for conv in self.convs:
+            x = self.pool(conv(x))
+        # A static width, so that the fully connected layer can be built
+        # inside a traced function.
+        return self.fc(tf.reshape(x, [-1, math.prod(x.shape[1:])]))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size,
+                "filters": list(self.filters), "kernels": list(self.kernels),
+                "units": self.units}

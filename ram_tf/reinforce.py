@@ -28,6 +28,14 @@ Where gradients stop (tested in tests/test_reinforce.py):
   (`ram_tf.networks`), so REINFORCE trains the location network alone and
   the MSE the baseline network alone.
 
+Sample weights (optional, w_n >= 0 per rollout): each per-rollout term is
+multiplied by w_n before the mean over the N rollouts, Keras's default
+"sum_over_batch_size" reduction (`loss_mean`):
+  cross_entropy = (1/N) sum_n w_n (-log p(y_n | h_T)), and likewise
+  baseline_mse and reinforce; all w_n = 1 is the unweighted loss.
+The reward is a weighted mean, sum_n w_n R_n / sum_n w_n (`weighted_mean`),
+as Keras's weighted metrics are.
+
 All terms here are per-replica means; under a `tf.distribute` strategy the
 optimizer sums gradients over replicas, so `scale_for_replicas` divides.
 """
@@ -46,6 +54,27 @@ def rewards(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.equal(predicted, tf.cast(labels, tf.int32)), tf.float32)
 
 
+def loss_mean(values: tf.Tensor, weights: tf.Tensor | None = None
+              ) -> tf.Tensor:
+    """mean(w * values) over every element (Keras "sum_over_batch_size").
+
+    values [N, ...]; weights [N] or None (all 1).
+    """
+    if weights is None:
+        return tf.reduce_mean(values)
+    weights = tf.reshape(weights, [-1] + [1] * (values.shape.rank - 1))
+    return tf.reduce_mean(values * weights)
+
+
+def weighted_mean(values: tf.Tensor, weights: tf.Tensor | None = None
+                  ) -> tf.Tensor:
+    """sum(w * values) / sum(w) over [N] (0 when every weight is 0)."""
+    if weights is None:
+        return tf.reduce_mean(values)
+    return tf.math.divide_no_nan(tf.reduce_sum(values * weights),
+                                 tf.reduce_sum(weights))
+
+
 def log_policy(means: tf.Tensor, samples: tf.Tensor, std: float) -> tf.Tensor:
     """log pi(l_t | h_t) summed over (y, x): [N, T-1, 2] -> [N, T-1]."""
     policy = tfd.Normal(loc=means, scale=std)
@@ -60,6 +89,7 @@ def hybrid_loss(
     baselines: tf.Tensor,
     std: float,
     reinforce_weight: float = 1.0,
+    sample_weight: tf.Tensor | None = None,
 ) -> dict[str, tf.Tensor]:
     """The named terms of the hybrid loss.
 
@@ -71,50 +101,57 @@ def hybrid_loss(
       baselines: [N, T-1] b_t.
       std: policy sigma.
       reinforce_weight: lambda.
+      sample_weight: optional float [N], w_n of each rollout (module
+        docstring); None weighs every rollout 1.
 
     Returns:
       dict with scalars loss, cross_entropy, baseline_mse, reinforce, reward.
     """
     labels = tf.cast(labels, tf.int32)
-    cross_entropy = tf.reduce_mean(
-        tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
-    )
+    w = sample_weight
+    cross_entropy = loss_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits), w)
     reward = rewards(logits, labels)  # no gradient: argmax
     if means.shape[1] == 0:  # a single glimpse takes no action
         zero = tf.zeros([], tf.float32)
         return {"loss": cross_entropy, "cross_entropy": cross_entropy,
                 "baseline_mse": zero, "reinforce": zero,
-                "reward": tf.reduce_mean(reward)}
+                "reward": weighted_mean(reward, w)}
     advantage = tf.stop_gradient(reward[:, None] - baselines)
     log_pi = log_policy(means, samples, std)
-    reinforce = -tf.reduce_mean(tf.reduce_sum(log_pi * advantage, axis=1))
-    baseline_mse = tf.reduce_mean(tf.square(reward[:, None] - baselines))
+    reinforce = -loss_mean(tf.reduce_sum(log_pi * advantage, axis=1), w)
+    baseline_mse = loss_mean(tf.square(reward[:, None] - baselines), w)
     loss = cross_entropy + baseline_mse + reinforce_weight * reinforce
     return {
         "loss": loss,
         "cross_entropy": cross_entropy,
         "baseline_mse": baseline_mse,
         "reinforce": reinforce,
-        "reward": tf.reduce_mean(reward),
+        "reward": weighted_mean(reward, w),
     }
 
 
 def location_loss(means: tf.Tensor, target: tf.Tensor,
-                  labelled: tf.Tensor) -> tf.Tensor:
+                  labelled: tf.Tensor,
+                  sample_weight: tf.Tensor | None = None) -> tf.Tensor:
     """L-DRAM's supervised term over labelled rollouts only.
 
-    L = (1 / n_lab) sum_n labelled_n sum_t ||means_{n,t} - target_n||^2
+    L = (1 / n_lab) sum_n labelled_n w_n sum_t ||means_{n,t} - target_n||^2
 
     Args:
       means: [N, A, 2] policy means (with gradient).
       target: [N, 2] true centres, (y, x) in [-1, 1].
       labelled: [N] 1.0 where the centre may be used, else 0.0.
+      sample_weight: optional [N] w_n (None: all 1); n_lab still counts
+        the labelled rollouts, as `loss_mean` counts all of them.
 
     Returns:
       scalar; 0 when nothing is labelled.
     """
     squared = tf.reduce_sum(tf.square(means - target[:, None, :]), [1, 2])
     count = tf.reduce_sum(labelled)
+    if sample_weight is not None:
+        squared = squared * sample_weight
     return tf.reduce_sum(squared * labelled) / tf.maximum(count, 1.0)
 
 

@@ -38,7 +38,12 @@ def test_benchmark_command_prints_json(mnist_dir):
     # The machine is recorded: figures only compare on like CPUs.
     assert figures["machine"]["cpu_count"] == os.cpu_count()
     assert set(figures["machine"]["flags"]) <= set(cpu.VECTOR_FLAGS)
-    assert figures["precision"] == "float32" and "matmul_bf16" not in figures
+    # The default, "auto", as it resolves in this process: float32, or
+    # bfloat16 where the CPU has the units and TensorFlow runs oneDNN
+    # (`import ram_tf` no longer switches oneDNN off behind the tests).
+    assert figures["precision"] == cpu.resolve_precision("auto")
+    assert ("matmul_bf16" in figures) == (
+        figures["precision"] == "mixed_bfloat16")
 
 
 def test_benchmark_in_bf16_also_times_the_bf16_matmul(mnist_dir):
@@ -51,12 +56,16 @@ def test_benchmark_in_bf16_also_times_the_bf16_matmul(mnist_dir):
     assert "bf16 matmul:" in result.output
 
 
-def test_importing_ram_tf_selects_eigen_kernels_unless_the_user_chose():
+def test_the_cli_selects_eigen_kernels_unless_the_user_chose():
+    # `import ram_tf` sets nothing (tests/test_own_data.py); the ram-tf
+    # entry point chooses before TensorFlow loads, bfloat16 commands
+    # switch oneDNN on themselves (tests/test_precision.py).
     import subprocess
     import sys
 
-    code = ("import os, ram_tf; "
-            "print(os.environ['TF_ENABLE_ONEDNN_OPTS'])")
+    code = ("import os; from ram_tf_cli import main; "
+            "main.cli = lambda **kw: "
+            "print(os.environ['TF_ENABLE_ONEDNN_OPTS']); main.main()")
     env = {k: v for k, v in os.environ.items()
            if k != "TF_ENABLE_ONEDNN_OPTS"}
     out = subprocess.run([sys.executable, "-c", code], env=env,

@@ -196,3 +196,48 @@ def test_bfloat16_serving_copy_freezes_both_core_layers():
     # float32 weights stay the model's own: bf16 answers differ from them.
     assert not np.allclose(served(x)["logits"], model(x)["logits"],
                            atol=1e-6)
+
+
+def test_dram_from_its_class_fits_at_once_on_every_batch_form():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(8, 16, 16, 3)).astype("float32")
+    y = rng.integers(0, 4, size=8)
+    for data in ({"image": x, "label": y}, (x, y)):
+        model = DeepRecurrentAttentionModel(**TINY, num_classes=4,
+                                            mc_samples=2)
+        model.compile(optimizer="adam")  # never called by hand
+        history = model.fit(tf.data.Dataset.from_tensor_slices(data)
+                            .batch(4), epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"]).all()
+    assert model.predict(x, verbose=0)["logits"].shape == (8, 4)
+
+
+def test_ldram_names_the_missing_location_and_takes_it_in_y():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(size=(4, 16, 16, 1)).astype("float32")
+    y = np.arange(4)
+    model = DeepRecurrentAttentionModel(**TINY, location_loss_weight=1.0,
+                                        mc_samples=2)
+    model.compile(optimizer="adam")
+    with pytest.raises(ValueError, match="'location'"):
+        model.fit(x, y, verbose=0)
+    # Refused before any computation: after compiling again (a failed
+    # first trace leaves Keras's train function half made) it trains.
+    model.compile(optimizer="adam")
+    centres = rng.uniform(-1, 1, size=(4, 2)).astype("float32")
+    logs = model.fit(x, {"label": y, "location": centres}, verbose=0)
+    assert logs.history["location_loss"][0] > 0
+
+
+@pytest.mark.parametrize("argument, value, message", [
+    ("context_size", 2, "context_size=2"),
+    ("context_size", 0, "context_size=0"),
+    ("context_filters", (4, 0), r"context_filters=\[4, 0\]"),
+    ("context_kernels", (3,), r"context_kernels=\[3\]"),
+    ("location_loss_weight", -1.0, "location_loss_weight=-1.0"),
+    ("num_glimpses", 0, "num_glimpses=0"),
+])
+def test_dram_constructor_names_the_impossible_argument(argument, value,
+                                                        message):
+    with pytest.raises(ValueError, match=message):
+        DeepRecurrentAttentionModel(**{**TINY, argument: value})

@@ -2,9 +2,11 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from ram_tf import config as config_lib
+from ram_tf import reinforce
 from ram_tf.model import RecurrentAttentionModel
 from ram_tf.model import build_model
 
@@ -71,3 +73,205 @@ def test_get_config_round_trip_and_build_from_experiment_config():
     built = build_model(cfg)
     assert built.core.units == 32 and built.sensor.size == 8
     assert built.sensor.num_scales == 1
+
+
+# -- Keras-style batches and sample weights ---------------------------------
+
+def _fresh(**extra):
+    keras.utils.set_random_seed(7)
+    return RecurrentAttentionModel(**{**TINY, "mc_samples": 2, **extra})
+
+
+def _step(model, data):
+    model(tf.zeros([1, 20, 20, 1]))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    logs = {k: float(v) for k, v in model.train_step(data).items()}
+    return logs, [v.numpy() for v in model.trainable_variables]
+
+
+def test_tuple_batches_train_exactly_as_dict_batches():
+    x = tf.random.uniform([4, 20, 20, 1], seed=3)
+    y = tf.constant([1, 2, 3, 4], tf.int64)
+    want_logs, want = _step(_fresh(), {"image": x, "label": y})
+    for data in ((x, y), (x, y[:, None]), (x, y, tf.ones([4])),
+                 {"image": x, "label": y, "sample_weight": tf.ones([4])}):
+        logs, got = _step(_fresh(), data)
+        assert logs == pytest.approx(want_logs, rel=1e-6)
+        for a, b in zip(want, got):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_sample_weights_weight_each_rollout_in_the_hybrid_loss():
+    # Two rollouts, one action each; rollout 0 right, rollout 1 wrong.
+    logits = tf.constant([[2.0, 0.0], [2.0, 0.0]])
+    labels = tf.constant([0, 1])
+    means = tf.constant([[[0.0, 0.0]], [[0.0, 0.0]]])
+    samples = tf.constant([[[0.1, 0.0]], [[0.0, 0.2]]])
+    baselines = tf.constant([[0.5], [0.25]])
+    std = 0.5
+    w = tf.constant([3.0, 0.0])
+    terms = reinforce.hybrid_loss(logits, labels, means, samples, baselines,
+                                  std, 1.0, sample_weight=w)
+    ce0 = np.log1p(np.exp(-2.0))  # -log softmax([2, 0])[0]
+    log_pi0 = (-0.5 * (0.1 / std) ** 2 - 0.5 * (0.0 / std) ** 2
+               - 2 * np.log(std * np.sqrt(2 * np.pi)))
+    # Keras "sum_over_batch_size": sum_n w_n term_n / N, N = 2.
+    assert float(terms["cross_entropy"]) == pytest.approx(3 * ce0 / 2)
+    assert float(terms["baseline_mse"]) == pytest.approx(3 * 0.25 / 2)
+    assert float(terms["reinforce"]) == pytest.approx(
+        -3 * log_pi0 * (1 - 0.5) / 2, rel=1e-5)
+    assert float(terms["reward"]) == 1.0  # weighted mean: rollout 0 only
+    # All weights 1: the unweighted terms.
+    ones = reinforce.hybrid_loss(logits, labels, means, samples, baselines,
+                                 std, 1.0, sample_weight=tf.ones([2]))
+    plain = reinforce.hybrid_loss(logits, labels, means, samples, baselines,
+                                  std, 1.0)
+    for name in plain:
+        assert float(ones[name]) == pytest.approx(float(plain[name]))
+
+
+def test_zero_weight_images_change_no_gradient():
+    x = tf.random.uniform([4, 20, 20, 1], seed=4)
+    y = tf.constant([1, 2, 3, 4])
+    half = tf.constant([1.0, 1.0, 0.0, 0.0])
+    # Images 2 and 3 weigh 0: replacing them changes nothing.
+    other = tf.concat([x[:2], tf.random.uniform([2, 20, 20, 1], seed=5)], 0)
+    _, a = _step(_fresh(), (x, y, half))
+    _, b = _step(_fresh(), (other, tf.constant([1, 2, 7, 0]), half))
+    for u, v in zip(a, b):
+        np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-7)
+
+
+def test_fit_evaluate_predict_on_numpy_arrays_and_tuple_datasets():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(8, 20, 20, 2)).astype("float32")
+    y = rng.integers(0, 3, size=8)
+    model = RecurrentAttentionModel(**TINY, num_classes=3, mc_samples=2)
+    model.compile(optimizer="adam")  # never called by hand: fit builds it
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0,
+                        sample_weight=np.linspace(0.5, 1.5, 8))
+    assert np.isfinite(history.history["loss"]).all()
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    model.fit(dataset, epochs=1, verbose=0)
+    scores = model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
+    assert 0.0 <= scores["accuracy"] <= 1.0
+    out = model.predict((x * 255).astype("uint8"), batch_size=4, verbose=0)
+    assert out["logits"].shape == (8, 3)
+    assert out["locations"].shape == (8, 4, 2)
+
+
+def test_a_batch_without_labels_is_refused_by_name():
+    model = _fresh()
+    model(tf.zeros([1, 20, 20, 1]))
+    model.compile(optimizer="adam")
+    with pytest.raises(ValueError, match=r"Missing \['label'\]"):
+        model.train_step((tf.zeros([2, 20, 20, 1]),))
+    with pytest.raises(ValueError, match="sample_weight"):
+        model.train_step((tf.zeros([2, 20, 20, 1]), tf.constant([0, 1]),
+                          tf.ones([2, 3])))
+    with pytest.raises(ValueError, match="one-hot"):
+        model.test_step((tf.zeros([2, 20, 20, 1]), tf.one_hot([0, 1], 10)))
+
+
+# -- impossible arguments ------------------------------------------------------
+
+@pytest.mark.parametrize("argument, value", [
+    ("num_glimpses", 0), ("std", 0.0), ("std", -1), ("glimpse_size", 0),
+    ("num_scales", 0), ("mc_samples", 0), ("core_units", 0),
+    ("num_classes", 0), ("glimpse_size", 2.5),
+    ("initial_location", "corner"), ("reinforce_weight", -1.0),
+])
+def test_constructor_names_the_impossible_argument(argument, value):
+    with pytest.raises(ValueError, match=f"{argument}={value!r}"):
+        RecurrentAttentionModel(**{**TINY, argument: value})
+
+
+def test_a_glimpse_larger_than_the_image_fails_on_first_call():
+    model = RecurrentAttentionModel(**{**TINY, "glimpse_size": 24})
+    with pytest.raises(ValueError, match="glimpse_size=24 .* 20x20"):
+        model(tf.zeros([1, 20, 20, 1]))
+    with pytest.raises(ValueError, match="glimpse_size=24 .* 16x30"):
+        RecurrentAttentionModel(**{**TINY, "glimpse_size": 24}).build(
+            (None, 16, 30, 1))
+    # At most the image: the coarser scales may reach beyond it (zeros).
+    assert RecurrentAttentionModel(**{**TINY, "glimpse_size": 20})(
+        tf.zeros([1, 20, 20, 1]))["logits"].shape == (1, 10)
+
+
+def test_build_creates_every_weight_from_the_image_shape():
+    model = RecurrentAttentionModel(**TINY)
+    model.build((None, 20, 20, 3))
+    assert model.built and all(layer.built for layer in model.layers)
+    # k g^2 C = 2 * 16 * 3 inputs to the glimpse network.
+    assert model.glimpse_net.fc_glimpse.kernel.shape == (96, 8)
+    called = RecurrentAttentionModel(**TINY)
+    called(tf.zeros([1, 20, 20, 3]))
+    assert model.count_params() == called.count_params()
+
+
+# -- checkpoints of runs written before keep restoring -----------------------
+
+# The variables of `build_model` for cluttered60 ("ram"), in the order of
+# `trainable_variables` (the optimizer's slots follow it) and under their
+# tf.train.Checkpoint names: a run checkpointed by an earlier version
+# resumes only while both stay as they are.
+RAM_CHECKPOINT_VARIABLES = [
+    ("glimpse_net/fc_glimpse/_kernel", (432, 128)),
+    ("glimpse_net/fc_glimpse/bias", (128,)),
+    ("glimpse_net/fc_location/_kernel", (2, 128)),
+    ("glimpse_net/fc_location/bias", (128,)),
+    ("glimpse_net/fc_what/_kernel", (128, 256)),
+    ("glimpse_net/fc_what/bias", (256,)),
+    ("glimpse_net/fc_where/_kernel", (128, 256)),
+    ("glimpse_net/fc_where/bias", (256,)),
+    ("core/cell/kernel", (256, 1024)),
+    ("core/cell/recurrent_kernel", (256, 1024)),
+    ("core/cell/bias", (1024,)),
+    ("location_net/fc/_kernel", (256, 2)),
+    ("location_net/fc/bias", (2,)),
+    ("baseline_net/fc/_kernel", (256, 1)),
+    ("baseline_net/fc/bias", (1,)),
+    ("action_net/fc/_kernel", (256, 10)),
+    ("action_net/fc/bias", (10,)),
+]
+
+
+def test_checkpoint_variables_keep_their_names_and_order(tmp_path):
+    cfg = config_lib.resolve("ram", "cluttered60",
+                             {"train.precision": "float32"})
+    model = build_model(cfg)
+    shapes = [tuple(v.shape) for v in model.trainable_variables]
+    assert shapes == [s for _, s in RAM_CHECKPOINT_VARIABLES]
+    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+    keys = {name: tuple(shape)
+            for name, shape in tf.train.list_variables(path)}
+    suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
+    assert {k[len("model/"):-len(suffix)]: s for k, s in keys.items()
+            if k.startswith("model/")} == dict(RAM_CHECKPOINT_VARIABLES)
+    # Every checkpointed variable is one of the model's, in that order.
+    by_id = {id(v): i for i, v in enumerate(model.trainable_variables)}
+    assert sorted(by_id.values()) == list(range(17))
+
+
+def test_a_training_checkpoint_restores_into_a_new_model(tmp_path):
+    def run_state():
+        model = _fresh()
+        model(tf.zeros([1, 20, 20, 1]))
+        model.compile(optimizer=keras.optimizers.Adam(1e-2))
+        return model, tf.train.Checkpoint(
+            model=model, optimizer=model.optimizer,
+            epoch=tf.Variable(0, dtype=tf.int64),
+            seed_state=model.seed_generator.state)
+
+    model, ckpt = run_state()
+    model.fit(tf.random.uniform([4, 20, 20, 1]), tf.constant([0, 1, 2, 3]),
+              epochs=1, verbose=0)
+    path = ckpt.save(str(tmp_path / "ckpt"))
+    fresh, again = run_state()
+    fresh.optimizer.build(fresh.trainable_variables)
+    status = again.restore(path)
+    status.assert_existing_objects_matched()
+    status.assert_consumed()
+    for a, b in zip(model.weights, fresh.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert int(fresh.optimizer.iterations) == 1

@@ -1,0 +1,142 @@
+"""The layer contract of every sub-network (`ram_tf.networks`) and of the
+sensor: build from a shape, call, output shape, get_config round trip, and
+the weight count against its formula."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ram_tf import networks
+from ram_tf.glimpse import GlimpseSensor
+
+B = 3
+
+
+def _count(layer):
+    return sum(math.prod(w.shape) for w in layer.weights)
+
+
+def _shapes(x):
+    """Shapes of a nest of tensors, or a nest of shapes, as lists of
+    tuples."""
+    if hasattr(x, "shape"):
+        return tuple(x.shape)
+    if all(d is None or isinstance(d, int) for d in x):
+        return tuple(x)
+    return [_shapes(item) for item in x]
+
+
+# name -> (layer, input shape, inputs, call kwargs, weight count by hand)
+def _cases():
+    k, g, c = 2, 4, 3
+    patches = (B, k, g, g, c)
+    return {
+        "glimpse": (
+            networks.GlimpseNetwork(6, 5, 7, name="glimpse_network"),
+            (patches, (B, 2)),
+            (tf.random.uniform(patches), tf.random.uniform([B, 2], -1, 1)),
+            {},
+            (k * g * g * c + 1) * 6 + (2 + 1) * 5 + (6 + 1) * 7
+            + (5 + 1) * 7),
+        "core": (
+            networks.CoreNetwork(8, name="core_network"), (B, 7),
+            tf.random.uniform([B, 7]),
+            {"states": [tf.zeros([B, 8]), tf.zeros([B, 8])]},
+            4 * 8 * (7 + 8 + 1)),
+        "location": (
+            networks.LocationNetwork(name="location_network"), (B, 8),
+            tf.random.uniform([B, 8]), {}, 2 * (8 + 1)),
+        "baseline": (
+            networks.BaselineNetwork(name="baseline_network"), (B, 8),
+            tf.random.uniform([B, 8]), {}, 8 + 1),
+        "action": (
+            networks.ActionNetwork(5, name="action_network"), (B, 8),
+            tf.random.uniform([B, 8]), {}, 5 * (8 + 1)),
+        # 20x20x3 image resized to 10: conv 3x3 3->4, pool to 5; conv 5x5
+        # 4->6, pool to 2; fc 2*2*6 -> 9.
+        "context": (
+            networks.ContextNetwork(10, (4, 6), (3, 5), 9,
+                                    name="context_network"),
+            (B, 20, 20, 3), tf.random.uniform([B, 20, 20, 3]), {},
+            (9 * 3 + 1) * 4 + (25 * 4 + 1) * 6 + (2 * 2 * 6 + 1) * 9),
+        "sensor": (
+            GlimpseSensor(4, 2, name="glimpse_sensor"),
+            ((B, 20, 20, 3), (B, 2)),
+            (tf.random.uniform([B, 20, 20, 3]),
+             tf.random.uniform([B, 2], -1, 1)),
+            {}, 0),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_cases()))
+def test_layer_builds_from_shapes_and_counts_its_weights(name):
+    layer, input_shape, _, _, weights = _cases()[name]
+    layer.build(input_shape)
+    assert layer.built
+    assert _count(layer) == weights
+    assert len(layer.trainable_weights) == len(layer.weights)
+
+
+@pytest.mark.parametrize("name", sorted(_cases()))
+def test_layer_call_matches_compute_output_shape(name):
+    layer, input_shape, inputs, kwargs, weights = _cases()[name]
+    out = layer(inputs, **kwargs)
+    assert _shapes(out) == _shapes(layer.compute_output_shape(input_shape))
+    assert _count(layer) == weights  # building by calling: same weights
+    assert all(np.all(np.isfinite(t)) for t in tf.nest.flatten(out))
+
+
+@pytest.mark.parametrize("name", sorted(_cases()))
+def test_layer_config_round_trip(name):
+    layer = _cases()[name][0]
+    config = layer.get_config()
+    clone = type(layer).from_config(config)
+    assert clone.get_config() == config
+    assert config["name"] == layer.name
+
+
+def test_layer_built_in_a_traced_function_has_static_weights():
+    # DRAM fitted straight from its class builds ContextNetwork inside
+    # the traced train step, with an unknown batch size.
+    layer = networks.ContextNetwork(8, (4,), (3,), 5)
+    fn = tf.function(layer, input_signature=[
+        tf.TensorSpec([None, 12, 12, 1], tf.float32)])
+    assert fn(tf.zeros([2, 12, 12, 1])).shape == (2, 5)
+    assert layer.fc.kernel.shape == (4 * 4 * 4, 5)
+
+
+def test_core_network_computes_one_lstm_step():
+    # z = x W + h U + b; i, f, g, o = split(z); c' = s(f) c + s(i) tanh(g);
+    # h' = s(o) tanh(c'), checked in NumPy.
+    layer = networks.CoreNetwork(3)
+    x = np.random.default_rng(0).normal(size=(2, 4)).astype("float32")
+    h0 = np.full((2, 3), 0.5, "float32")
+    c0 = np.full((2, 3), -0.2, "float32")
+    h, (h_again, c) = layer(x, [h0, c0])
+    w, u, b = (v.numpy() for v in layer.cell.weights)
+    z = x @ w + h0 @ u + b
+    i, f, g, o = np.split(z, 4, axis=1)
+    s = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    c_want = s(f) * c0 + s(i) * np.tanh(g)
+    np.testing.assert_allclose(c, c_want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(h, s(o) * np.tanh(c_want), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_array_equal(h, h_again)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: networks.GlimpseNetwork(glimpse_hidden=0), "glimpse_hidden=0"),
+    (lambda: networks.CoreNetwork(units=-4), "units=-4"),
+    (lambda: networks.CoreNetwork(8, matmul_dtype="float16"),
+     "matmul_dtype='float16'"),
+    (lambda: networks.ActionNetwork(num_classes=0), "num_classes=0"),
+    (lambda: networks.ContextNetwork(size=2, filters=(4, 4),
+                                     kernels=(3, 3)), "size=2"),
+    (lambda: networks.ContextNetwork(filters=(4,), kernels=(3, 3)),
+     "kernels=[3, 3]"),
+])
+def test_layers_refuse_impossible_arguments(make, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[")):
+        make()
