@@ -232,11 +232,13 @@ def test_cli_trains_in_bf16_and_resumes_in_float32(mnist_dir, cache_dir,
     first = runner.invoke(cli, args + ["--steps", "2", "--precision",
                                        "mixed_bfloat16"])
     assert first.exit_code == 0, first.output
-    config = json.load(open(os.path.join(workdir, "config.json")))
+    with open(os.path.join(workdir, "config.json")) as f:
+        config = json.load(f)
     assert config["train"]["precision"] == "mixed_bfloat16"
     again = runner.invoke(cli, args + ["--steps", "4", "--precision",
                                        "float32"])
     assert again.exit_code == 0, again.output
-    results = json.load(open(os.path.join(workdir, "results.json")))
+    with open(os.path.join(workdir, "results.json")) as f:
+        results = json.load(f)
     assert results["updates"] == 4
     assert results["precision"] == "float32"  # what computed the last part
