@@ -46,7 +46,6 @@ import dataclasses
 import os
 import shutil
 import tempfile
-import time
 
 import keras
 import numpy as np
@@ -316,9 +315,10 @@ def export_run(workdir: str, *, out: str = DEFAULT_OUT,
             with open(probe, "wb") as f:
                 f.write(tflite_bytes(sm_dir, quantize, rep))
         entry = {"format": fmt, "quantize": quantize if fmt == "tflite"
-                 else None, "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                         time.gmtime()),
-                 "source_run": os.path.abspath(workdir),
+                 else None,
+                 # The run directory's name: a manifest travels with the
+                 # models and never names a folder of the exporting machine.
+                 "source_run": os.path.basename(os.path.normpath(workdir)),
                  "task": config.task,
                  # The run's config; the artefact's sensor is this one
                  # (same windows to float rounding).

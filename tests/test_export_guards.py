@@ -118,6 +118,23 @@ def test_each_artefact_records_its_own_config(run, tmp_path):
     assert data["artefacts"]["1"]["config"] == data["config"]
     assert data["artefacts"]["1"]["input_checks"] is True
     assert data["input"]["shape"] == [None, 28, 28, 1]
+    # A manifest travels with the models: the run's name, no folder of the
+    # exporting machine and no date.
+    assert data["artefacts"]["1"]["source_run"] == os.path.basename(run)
+    assert "exported_at" not in data["artefacts"]["1"]
+
+
+def test_shipped_manifests_name_no_folder_of_a_machine():
+    for name in os.listdir(SHIPPED):
+        path = os.path.join(SHIPPED, name, "MANIFEST.json")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            text = f.read()
+        assert "/work/" not in text and "exported_at" not in text, name
+        for entry in manifest.read(os.path.join(SHIPPED, name))[
+                "artefacts"].values():
+            assert os.sep not in entry["source_run"], name
 
 
 def test_default_out_is_not_the_shipped_models(monkeypatch):
