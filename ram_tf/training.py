@@ -390,7 +390,13 @@ def load_run(workdir: str, precision: str | None = None):
             logger.warning("%s cannot be read (%s); using the newest "
                            "checkpoint instead", weights,
                            rundir._first_line(e))
-    ckpt = tf.train.Checkpoint(model=model)
+    # The structure training saved, optimizer included: DRAM's context
+    # convolutions sit in a list that the checkpoint reaches only through
+    # the optimizer's variable references, so `Checkpoint(model=model)`
+    # alone would leave them at their initial values.
+    optimizer = make_optimizer(config.train)
+    optimizer.build(model.trainable_variables)
+    ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer)
     if rundir.restore_checkpoint(ckpt, os.path.join(workdir, "checkpoints"),
                                  partial=True) is None:
         raise RunDirError(f"{workdir} {problem}")

@@ -384,3 +384,19 @@ def test_cli_stops_a_diverging_run_with_exit_code_2(tmp_path):
     assert "Error: training diverged at update 2" in result.output
     assert not (workdir / "results.json").exists()
     assert not (workdir / "checkpoints").exists()
+
+
+def test_a_dram_run_loads_every_weight_from_its_checkpoint(
+        mnist_dir, cache_dir, tmp_path):
+    # Evaluating or exporting an unfinished run reads its checkpoint; DRAM's
+    # context convolutions must come back too, not stay at their init.
+    workdir = str(tmp_path / "dram")
+    cfg = config_lib.resolve("dram", "mnist28", {
+        **TINY, "glimpse.num_glimpses": 2, "train.steps": 3})
+    training.train_and_evaluate(cfg, workdir, verbose=0, evaluate_test=False)
+    final = {w.path: w.numpy() for w in training.load_run(workdir)[1].weights}
+    os.remove(os.path.join(workdir, "model.weights.h5"))
+    _, model = training.load_run(workdir)
+    assert any("context" in w.path for w in model.weights)
+    for w in model.weights:
+        np.testing.assert_array_equal(w.numpy(), final[w.path], w.path)
