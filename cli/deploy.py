@@ -70,10 +70,10 @@ def export(workdir, fmt, quantize, name, version, out, chains, precision,
     if precision != "float32" and fmt != "saved_model":
         fail("--precision mixed_bfloat16 applies to --format saved_model "
              "only (TFLite has no bfloat16 kernels; see --quantize float16)")
-    from ram_tf import cpu
+    from ram_tf import runtime
 
     # The test error is measured here: bfloat16 matmuls need oneDNN.
-    cpu.prepare_tensorflow(precision)
+    runtime.prepare_tensorflow(precision)
     if chains != 2 and fmt != "saved_model":  # 2: the default
         fail("--chains applies to --format saved_model only (TFLite serves "
              "batch 1)")

@@ -12,7 +12,7 @@ import importlib.metadata
 
 import click
 
-from ram_tf import cpu
+from ram_tf import runtime
 from ram_tf_cli import deploy
 from ram_tf_cli import figures
 from ram_tf_cli import reproduce
@@ -42,8 +42,8 @@ def main():
     quiet_tensorflow()
     filter_native_stderr()  # before TensorFlow loads: its CUDA probe lines
     # Eigen kernels unless the user chose; commands that compute in
-    # bfloat16 switch oneDNN on themselves (ram_tf.cpu).
-    cpu.prepare_tensorflow("float32")
+    # bfloat16 switch oneDNN on themselves (ram_tf.runtime).
+    runtime.prepare_tensorflow("float32")
     cli(prog_name="ram-tf")
 
 

@@ -8,9 +8,9 @@ import os
 import click
 
 from ram_tf import config as config_lib
-from ram_tf import cpu
 from ram_tf import experiments as registry
 from ram_tf import reproduce as repro
+from ram_tf import runtime
 from ram_tf_cli.common import data_dir_option
 from ram_tf_cli.common import fail
 from ram_tf_cli.common import mnist_option
@@ -128,7 +128,7 @@ def _train(chosen, runs_dir, results_dir, precision, chains, mnist_dir,
     first = chosen[0].config() if chosen else None
     if first is not None:
         # Before TensorFlow loads: the kernel library follows the precision.
-        cpu.prepare_tensorflow(machine.get("precision",
+        runtime.prepare_tensorflow(machine.get("precision",
                                            first.train.precision))
     from ram_tf import mnist
     from ram_tf import training

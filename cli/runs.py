@@ -9,7 +9,7 @@ import os
 import click
 
 from ram_tf import config as config_lib
-from ram_tf import cpu
+from ram_tf import runtime
 from ram_tf_cli.common import FIELD_OF
 from ram_tf_cli.common import GroupedCommand
 from ram_tf_cli.common import OutputPath
@@ -45,7 +45,7 @@ def train(model_name, task, workdir, mnist_dir, data_dir, verbose,
     except config_lib.ConfigError as e:
         fail(str(e))
     workdir = workdir or os.path.join("runs", f"{model_name}_{task}")
-    cpu.prepare_tensorflow(cfg.train.precision)  # before TensorFlow loads
+    runtime.prepare_tensorflow(cfg.train.precision)  # before TensorFlow loads
     from ram_tf import mnist
     from ram_tf import training
 
@@ -93,7 +93,7 @@ def evaluate(workdir, mnist_dir, data_dir, split):
     from ram_tf import rundir
 
     precision, source = rundir.trained_precision(workdir)
-    cpu.prepare_tensorflow(precision or "auto")  # before TensorFlow loads
+    runtime.prepare_tensorflow(precision or "auto")  # before TensorFlow loads
     from ram_tf import mnist
     from ram_tf import training
 
@@ -176,7 +176,7 @@ def benchmark(model_name, task, batch_size, mc_samples, repeats, steps,
             "train.precision": precision, "train.chains": chains})
     except config_lib.ConfigError as e:
         fail(str(e))
-    cpu.prepare_tensorflow(cfg.train.precision)  # before TensorFlow loads
+    runtime.prepare_tensorflow(cfg.train.precision)  # before TensorFlow loads
     from ram_tf import benchmark as bench
     from ram_tf import mnist
 

@@ -10,7 +10,7 @@ Public names, importable from the package:
 
 Importing ram_tf does nothing else: it neither loads TensorFlow (each name
 loads its module when first used) nor sets environment variables. Process
-settings (TensorFlow's kernel library, thread pools) are `ram_tf.cpu`'s,
+settings (TensorFlow's kernel library, thread pools) are `ram_tf.runtime`'s,
 called by the CLI and `train_and_evaluate`.
 """
 

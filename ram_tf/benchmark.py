@@ -19,7 +19,8 @@ Figures (median of `repeats` timed blocks after warm-up, with min and max):
   c such products at once, as every core then works on its own op.
 
 Model figures are also given as a fraction of the matmul rate, using
-analytic FLOP counts (`ram_tf.flops.model_flops`), so numbers compare across machines.
+analytic FLOP counts (`ram_tf.flops.model_flops`), so numbers compare
+across machines.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ram_tf import cpu
 from ram_tf import datasets
+from ram_tf import runtime
 from ram_tf.flops import model_flops
 from ram_tf.model import build_model
 from ram_tf.training import hardware
@@ -76,12 +77,12 @@ def run(config, *, repeats: int = 5, steps: int = 20,
     """All figures for one config; see the module docstring."""
     t = config.train
     # Before the first op: it fixes TensorFlow's thread pools.
-    chains, note = cpu.configure_chains(t.chains)
+    chains, note = runtime.configure_chains(t.chains)
     rollouts = t.batch_size * t.mc_samples
     flops = model_flops(config)
     out = {"model": config.model, "task": config.task,
            "batch_size": t.batch_size, "mc_samples": t.mc_samples,
-           "precision": cpu.resolve_precision(t.precision),
+           "precision": runtime.resolve_precision(t.precision),
            "precision_setting": t.precision, "chains": chains,
            "flops": flops,
            "repeats": repeats}
@@ -166,7 +167,7 @@ def exported_inference(model, config, images, repeats, steps) -> dict:
     results = {"saved_model_chains": chains}
     with tempfile.TemporaryDirectory() as tmp:
         export.write_saved_model(serving, tmp + "/sm", config.train.mc_samples)
-        if cpu.has_native_bf16():  # `ram-tf export --precision` choice
+        if runtime.has_native_bf16():  # `ram-tf export --precision` choice
             export.write_saved_model(
                 export.serving_model(model, chains=chains,
                                      precision="mixed_bfloat16"),
@@ -227,7 +228,7 @@ def time_exported(folder: str, repeats: int, steps: int,
                 "images_per_s": size / s["median"],
                 "spread_images_per_s": [size / s["max"], size / s["min"]]}
     result["tflite_fp32_batch_1"] = tflite
-    result["onednn"] = cpu.onednn_enabled()
+    result["onednn"] = runtime.onednn_enabled()
     return result
 
 

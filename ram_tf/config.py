@@ -29,7 +29,7 @@ RAM_GRADIENT_SCOPES = ("location", "all")
 # How a model computes: the glimpse network and core in float32 or bfloat16.
 COMPUTE_PRECISIONS = ("float32", "mixed_bfloat16")
 # train.precision: one of those, or "auto": bfloat16 where the CPU multiplies
-# it natively (`ram_tf.cpu.resolve_precision`), else float32.
+# it natively (`ram_tf.runtime.resolve_precision`), else float32.
 PRECISIONS = ("auto",) + COMPUTE_PRECISIONS
 
 
@@ -167,10 +167,10 @@ class TrainConfig:
         glimpse network and the core compute in bfloat16 with float32
         weights; oneDNN kernels, see `ram_tf.model`). "auto" is
         mixed_bfloat16 on a CPU with AVX512-BF16 or AMX when TensorFlow
-        runs oneDNN, else float32 (`ram_tf.cpu.resolve_precision`);
+        runs oneDNN, else float32 (`ram_tf.runtime.resolve_precision`);
         exports are float32 either way.
       chains: independent slices of each batch computed concurrently, one
-        per group of cores (`ram_tf.cpu.plan_chains`); 0 = automatic (2 on
+        per group of cores (`ram_tf.runtime.plan_chains`); 0 = automatic (2 on
         a multi-core CPU). The same numbers for any count, to float
         rounding.
     """

@@ -32,7 +32,7 @@ Both take a batch as Keras models do, `(x, y)` or `(x, y, sample_weight)`
 Chains (`rollouts`, used by `train_step` and `test_step`): the batch is cut
 into `model.chains` slices whose rollouts are independent subgraphs, so
 TensorFlow's inter-op threads run them at the same time, one core each
-(with the intra-op pool set to cores / chains: `ram_tf.cpu`). The
+(with the intra-op pool set to cores / chains: `ram_tf.runtime`). The
 recurrence is a chain of small ops that leaves a second core idle about
 half the time; two chains fill it (README, "Speed"). The policy noise of
 a training batch is drawn once, before the cut, so the numbers do not
@@ -48,9 +48,9 @@ import keras
 import tensorflow as tf
 
 from ram_tf import config as config_lib
-from ram_tf import cpu
 from ram_tf import networks
 from ram_tf import reinforce
+from ram_tf import runtime
 from ram_tf.glimpse import GlimpseSensor
 from ram_tf.networks import positive_int
 
@@ -539,7 +539,7 @@ def model_kwargs(config) -> dict:
         std=p.std, initial_location=p.initial_location,
         reinforce_weight=p.reinforce_weight,
         gradient_scope=p.gradient_scope, mc_samples=t.mc_samples,
-        seed=t.seed, precision=cpu.resolve_precision(t.precision),
+        seed=t.seed, precision=runtime.resolve_precision(t.precision),
         name=config.model,
     )
     if c.core_layers == 2:

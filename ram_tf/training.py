@@ -41,10 +41,10 @@ import tensorflow as tf
 
 from ram_tf import __version__
 from ram_tf import config as config_lib
-from ram_tf import cpu
 from ram_tf import datasets
 from ram_tf import evaluation
 from ram_tf import rundir
+from ram_tf import runtime
 from ram_tf.callbacks import Checkpointer
 from ram_tf.callbacks import TrainingDiverged  # noqa: F401  (public here)
 from ram_tf.callbacks import UpdateCounter
@@ -145,8 +145,8 @@ def hardware() -> dict[str, object]:
     AVX-512 with BF16), read from /proc/cpuinfo where there is one."""
     return {"machine": platform.machine(), "processor": platform.processor(),
             "cpu_count": os.cpu_count(),
-            "gpus": cpu.visible_gpus(),
-            "onednn": cpu.onednn_enabled(), **cpu.cpu_info()}
+            "gpus": runtime.visible_gpus(),
+            "onednn": runtime.onednn_enabled(), **runtime.cpu_info()}
 
 
 def train_and_evaluate(
@@ -189,9 +189,9 @@ def _train_locked(config, workdir, verbose, evaluate_test, data_kwargs,
                     "rounding)", workdir, "; ".join(changed))
     rundir.clean_leftovers(workdir)
     t = config.train
-    cpu.prepare_tensorflow(t.precision)  # warns if bf16 would be emulated
+    runtime.prepare_tensorflow(t.precision)  # warns if bf16 would be emulated
     # Before TensorFlow's first op, which fixes its thread pools.
-    chains, note = cpu.configure_chains(t.chains)
+    chains, note = runtime.configure_chains(t.chains)
     if note:
         logger.info(note)
     keras.utils.set_random_seed(t.seed)

@@ -5,10 +5,7 @@ import os
 
 from click.testing import CliRunner
 
-from ram_tf import benchmark
-from ram_tf import config as config_lib
-from ram_tf import cpu
-from ram_tf.model import build_model
+from ram_tf import runtime
 from ram_tf_cli.main import cli
 
 
@@ -34,14 +31,14 @@ def test_benchmark_command_prints_json(mnist_dir):
         # The bf16 export (`ram-tf export --precision mixed_bfloat16`) is
         # timed where the CPU multiplies bfloat16 natively, only there.
         assert ("saved_model_bf16_batch_256" in exported[key]) == (
-            cpu.has_native_bf16())
+            runtime.has_native_bf16())
     # The machine is recorded: figures only compare on like CPUs.
     assert figures["machine"]["cpu_count"] == os.cpu_count()
-    assert set(figures["machine"]["flags"]) <= set(cpu.VECTOR_FLAGS)
+    assert set(figures["machine"]["flags"]) <= set(runtime.VECTOR_FLAGS)
     # The default, "auto", as it resolves in this process: float32, or
     # bfloat16 where the CPU has the units and TensorFlow runs oneDNN
     # (`import ram_tf` no longer switches oneDNN off behind the tests).
-    assert figures["precision"] == cpu.resolve_precision("auto")
+    assert figures["precision"] == runtime.resolve_precision("auto")
     assert ("matmul_bf16" in figures) == (
         figures["precision"] == "mixed_bfloat16")
 

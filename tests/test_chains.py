@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from ram_tf import config as config_lib
-from ram_tf import cpu
+from ram_tf import runtime
 from ram_tf.dram import DeepRecurrentAttentionModel
 from ram_tf.model import RecurrentAttentionModel
 
@@ -100,13 +100,13 @@ def test_noise_is_the_standard_normal_of_each_action():
     (1, 8, 0, (1, 0)),
 ])
 def test_plan_chains(setting, cores, gpus, plan):
-    assert cpu.plan_chains(setting, cores, gpus) == plan
+    assert runtime.plan_chains(setting, cores, gpus) == plan
 
 
 def _configure(code_before, setting):
-    code = ("import tensorflow as tf\nfrom ram_tf import cpu\n"
-            "cpu.usable_cores = lambda: 4\n" + code_before
-            + f"chains, note = cpu.configure_chains({setting})\n"
+    code = ("import tensorflow as tf\nfrom ram_tf import runtime\n"
+            "runtime.usable_cores = lambda: 4\n" + code_before
+            + f"chains, note = runtime.configure_chains({setting})\n"
             "print(chains, tf.config.threading"
             ".get_intra_op_parallelism_threads(), note)")
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}

@@ -89,10 +89,10 @@ def test_public_names_import_from_the_package():
     from ram_tf import GlimpseSensor
     from ram_tf import RecurrentAttentionModel
     from ram_tf import build_model
-    from ram_tf import load_exported
     from ram_tf import dram
     from ram_tf import glimpse
     from ram_tf import inference
+    from ram_tf import load_exported
     from ram_tf import model
 
     assert RecurrentAttentionModel is model.RecurrentAttentionModel

@@ -12,8 +12,8 @@ import pytest
 import tensorflow as tf
 
 from ram_tf import config as config_lib
-from ram_tf import cpu
 from ram_tf import networks
+from ram_tf import runtime
 from ram_tf.model import build_model
 
 
@@ -141,12 +141,12 @@ def test_cpu_info_reads_model_and_vector_flags(tmp_path):
     path.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\n"
                     "flags\t\t: fpu sse2 avx2 fma avx512f amx_bf16 amx_tile\n"
                     "processor\t: 1\nmodel name\t: Test CPU 9000\n")
-    info = cpu.cpu_info(str(path))
+    info = runtime.cpu_info(str(path))
     assert info == {"cpu": "Test CPU 9000",
                     "flags": ["avx2", "fma", "avx512f", "amx_bf16"]}
-    assert cpu.has_native_bf16(info["flags"])
-    assert not cpu.has_native_bf16(["avx2", "fma"])
-    assert cpu.cpu_info(str(tmp_path / "missing"))["flags"] == []
+    assert runtime.has_native_bf16(info["flags"])
+    assert not runtime.has_native_bf16(["avx2", "fma"])
+    assert runtime.cpu_info(str(tmp_path / "missing"))["flags"] == []
 
 
 def _onednn_after_prepare(env, precision="mixed_bfloat16", native=None):
@@ -154,11 +154,11 @@ def _onednn_after_prepare(env, precision="mixed_bfloat16", native=None):
     process (TensorFlow not loaded), then train.precision resolved there;
     `native` pins whether the CPU has bfloat16 units."""
     pin = ("" if native is None else
-           f"cpu.has_native_bf16 = lambda flags=None: {native}; ")
-    code = ("import ram_tf, os; from ram_tf import cpu; " + pin
-            + f"cpu.prepare_tensorflow({precision!r}); "
+           f"runtime.has_native_bf16 = lambda flags=None: {native}; ")
+    code = ("import ram_tf, os; from ram_tf import runtime; " + pin
+            + f"runtime.prepare_tensorflow({precision!r}); "
             "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], "
-            f"cpu.resolve_precision({precision!r}))")
+            f"runtime.resolve_precision({precision!r}))")
     env = {k: v for k, v in os.environ.items()
            if k != "TF_ENABLE_ONEDNN_OPTS"} | env
     out = subprocess.run([sys.executable, "-c", code], env=env,
@@ -192,10 +192,10 @@ def test_auto_is_the_default_and_builds_what_it_resolves_to(monkeypatch):
                                         (True, False, 0, "float32"),
                                         (False, True, 0, "float32"),
                                         (True, True, 1, "float32")):
-        monkeypatch.setattr(cpu, "has_native_bf16",
+        monkeypatch.setattr(runtime, "has_native_bf16",
                             lambda flags=None, v=native: v)
-        monkeypatch.setattr(cpu, "onednn_enabled", lambda v=onednn: v)
-        monkeypatch.setattr(cpu, "visible_gpus", lambda v=gpus: v)
+        monkeypatch.setattr(runtime, "onednn_enabled", lambda v=onednn: v)
+        monkeypatch.setattr(runtime, "visible_gpus", lambda v=gpus: v)
         model = build_model(config)
         assert model.core.matmul_dtype == dtype
         assert model.get_config()["precision"] == (
@@ -205,12 +205,12 @@ def test_auto_is_the_default_and_builds_what_it_resolves_to(monkeypatch):
 def test_bf16_with_onednn_off_warns():
     # TensorFlow already loaded with oneDNN off: too late to switch.
     code = ("import os, warnings; os.environ['TF_ENABLE_ONEDNN_OPTS'] = '0'; "
-            "import tensorflow; from ram_tf import cpu\n"
+            "import tensorflow; from ram_tf import runtime\n"
             "with warnings.catch_warnings(record=True) as w:\n"
             "    warnings.simplefilter('always')\n"
-            "    cpu.prepare_tensorflow('mixed_bfloat16')\n"
-            "    cpu.prepare_tensorflow('float32')\n"
-            "print(cpu.onednn_enabled(), [str(x.message) for x in w])")
+            "    runtime.prepare_tensorflow('mixed_bfloat16')\n"
+            "    runtime.prepare_tensorflow('float32')\n"
+            "print(runtime.onednn_enabled(), [str(x.message) for x in w])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                          text=True, check=True).stdout
     assert out.startswith("False [")

@@ -1,23 +1,23 @@
-"""What this CPU can do, read without TensorFlow, the kernel library
-TensorFlow should load for a given matmul precision, and its thread pools
-for a number of rollout chains.
+"""The process and the machine: what this CPU can do (read without
+TensorFlow), the kernel library TensorFlow should load for a given matmul
+precision, its thread pools for a number of rollout chains, and what
+precision="auto" stands for here.
 
 Chains (`train.chains`, `RecurrentAttentionModel.rollouts`): c independent
 slices of a batch, each run by TensorFlow's inter-op threads with
-cores / c intra-op threads per op. On 2 cores, 2 chains of one thread each
-ran translated60 updates 1.1-1.4x faster than one chain on both threads;
-2 chains on 2 intra-op threads were slower (README, "Speed"). The intra-op
-pool is fixed when TensorFlow's runtime starts, so `configure_chains` must
-run before the first TensorFlow op (the CLI and `train_and_evaluate` call
-it first).
+cores / c intra-op threads per op: on a multi-core CPU, two chains of one
+thread each keep the cores busier than one chain on all of them, while
+chains that share one pool do not (docs/performance.md, "Design
+decisions"). The intra-op pool is fixed when TensorFlow's runtime
+starts, so `configure_chains` must run before the first TensorFlow op (the
+CLI and `train_and_evaluate` call it first).
 
 TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, when it loads, and importing
 ram_tf leaves it alone. `prepare_tensorflow(precision)`, called by the CLI
 and `train_and_evaluate` before TensorFlow loads, sets it unless the user
-did: "0" (Eigen kernels: faster float32 updates on AVX2 machines, README
-"Speed") for float32, "1" for bfloat16 matmuls, which need oneDNN (Eigen
-emulates them: a translated60 update took 100 ms in bfloat16 under Eigen vs
-52 ms under oneDNN and 75 ms in float32, benchmarks/ab/precision_step.py).
+did: "0" (Eigen kernels, the faster float32 ones for RAM's small matmuls)
+for float32, "1" for bfloat16 matmuls, which need oneDNN (Eigen emulates
+them, slower than float32); docs/performance.md, "Design decisions".
 """
 
 from __future__ import annotations
@@ -106,8 +106,9 @@ def resolve_precision(setting: str) -> str:
     (AVX512-BF16 or AMX), TensorFlow runs oneDNN, the one kernel library
     that uses those units, and no GPU computes instead; else "float32"
     (Eigen emulates bfloat16, slower than float32). On such CPUs bfloat16
-    matmuls made translated60 updates 1.3-1.6x faster with the same test
-    error (README, "Speed"). Other settings stand for themselves.
+    matmul operands make updates faster with the same test error
+    (docs/performance.md, "Design decisions"). Other settings stand for
+    themselves.
     """
     if setting != "auto":
         return setting
