@@ -98,7 +98,7 @@ def serving_model(model: RecurrentAttentionModel, fmt: str = "saved_model",
     - "mixed_bfloat16" (SavedModel only): the glimpse network's and core's
       matmuls take bfloat16 operands, as `--precision mixed_bfloat16`
       trains them, with the kernels cast once into constants
-      (`networks.frozen_kernels`), and so do the sensor's selection
+      (`precision.frozen_kernels`), and so do the sensor's selection
       products (`GlimpseSensor` product_dtype; training keeps them in
       float32). 1.47-1.75x the images/s of float32 at batch 256 on a CPU
       with AVX512-BF16 under oneDNN, slower at batch 1 (README, "Speed");

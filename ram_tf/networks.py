@@ -14,11 +14,8 @@ values, `build` creates the weights from the input shape, and
 `compute_output_shape` and `get_config` describe the layer.
 
 Precision: `GlimpseNetwork` and `CoreNetwork` take `matmul_dtype`. With
-"bfloat16" their matmuls (forward and backward, ~90 % of a RAM update's
-FLOPs) take bfloat16 operands, which oneDNN runs on AVX512-BF16 / AMX; the
-weights, biases, activations, LSTM cell state and everything downstream stay
-float32 (`dense` and `lstm_step`). Only the matmuls: bfloat16 element-wise
-ops ran slower than float32 ones here (README, "Speed").
+"bfloat16" their matmuls take bfloat16 operands and everything else stays
+float32 (`ram_tf.precision`).
 
 In RAM the location and baseline networks read `stop_gradient(h_t)`:
 REINFORCE trains only the location network and the squared error only the
@@ -37,13 +34,12 @@ import numbers
 import keras
 import tensorflow as tf
 
+from ram_tf import precision
+
 if keras.backend.backend() != "tensorflow":
     raise ImportError(
         "ram_tf runs on Keras's TensorFlow backend; Keras is set to "
         f"{keras.backend.backend()!r} (KERAS_BACKEND or ~/.keras/keras.json)")
-
-# The dtypes of the glimpse network's and core's matmul operands.
-MATMUL_DTYPES = ("float32", "bfloat16")
 
 _REG = "ram_tf"
 
@@ -55,66 +51,6 @@ def positive_int(name, value):
         raise ValueError(f"{name} must be a positive integer. "
                          f"Received: {name}={value!r}")
     return int(value)
-
-
-def _matmul_dtype(value):
-    if value not in MATMUL_DTYPES:
-        raise ValueError(f"matmul_dtype must be one of {MATMUL_DTYPES}. "
-                         f"Received: matmul_dtype={value!r}")
-    return value
-
-
-def matmul(x, w, dtype, w_cast=None):
-    """x @ w with both operands cast to `dtype`, the product in float32.
-
-    x [B, n], w [n, m] -> [B, m]. With float32 this is `tf.matmul`; with
-    bfloat16 the product is rounded to bfloat16 (8 significant bits)
-    before it is cast back, as oneDNN returns it. `w_cast`: w already in
-    `dtype` (`freeze_operands`), so that only x is cast.
-    """
-    if dtype == "float32":
-        return tf.matmul(x, w)
-    w = tf.cast(w, dtype) if w_cast is None else w_cast
-    return tf.cast(tf.matmul(tf.cast(x, dtype), w), tf.float32)
-
-
-def dense(layer, x, dtype, kernel=None):
-    """`layer(x)` for a built `keras.layers.Dense`, its matmul in `dtype`:
-    activation(x @ kernel + bias), bias and activation in float32.
-    `kernel`: the kernel already in `dtype` (`freeze_operands`)."""
-    if dtype == "float32":
-        return layer(x)
-    return layer.activation(tf.nn.bias_add(
-        matmul(x, layer.kernel, dtype, kernel), layer.bias))
-
-
-def lstm_step(cell, x, h, c, dtype, kernels=(None, None)):
-    """One step of a built `keras.layers.LSTMCell`, its matmuls in `dtype`.
-
-      z = x W + h U + b;  i, f, g, o = split(z, 4)
-      c' = sigmoid(f) * c + sigmoid(i) * tanh(g);  h' = sigmoid(o) * tanh(c')
-
-    x [B, D], h and c [B, units] -> (h', c'). Gates and state in float32.
-    `kernels`: (W, U) already in `dtype` (`freeze_operands`), or Nones.
-    """
-    z = (matmul(x, cell.kernel, dtype, kernels[0])
-         + matmul(h, cell.recurrent_kernel, dtype, kernels[1]) + cell.bias)
-    i, f, g, o = tf.split(z, 4, axis=1)
-    c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-    return tf.sigmoid(o) * tf.tanh(c), c
-
-
-def frozen_kernels(kernels, dtype):
-    """`kernels` (name -> variable) cast to `dtype` once, as eager tensors.
-
-    For inference copies (`ram_tf.export`): a traced function captures each
-    as a constant, so a bfloat16 forward casts only its activations; a
-    cast of every weight in every call ate the bfloat16 gain (README,
-    "Speed"). The tensors do not follow later changes of the variables.
-    """
-    with tf.init_scope():  # eager even while a tf.function is traced
-        return {name: tf.constant(tf.cast(v, dtype))
-                for name, v in kernels.items()}
 
 
 @keras.saving.register_keras_serializable(package=_REG)
@@ -142,7 +78,7 @@ class GlimpseNetwork(keras.layers.Layer):
         self.location_hidden = positive_int("location_hidden",
                                             location_hidden)
         self.units = positive_int("units", units)
-        self.matmul_dtype = _matmul_dtype(matmul_dtype)
+        self.matmul_dtype = precision.check_matmul_dtype(matmul_dtype)
         self.fc_glimpse = keras.layers.Dense(glimpse_hidden, "relu",
                                              name="fc_glimpse")
         self.fc_location = keras.layers.Dense(location_hidden, "relu",
@@ -155,7 +91,7 @@ class GlimpseNetwork(keras.layers.Layer):
         """Inference copies only: hold the kernels in `matmul_dtype`
         (`frozen_kernels`); a no-op in float32."""
         if self.matmul_dtype != "float32":
-            self.frozen = frozen_kernels(
+            self.frozen = precision.frozen_kernels(
                 {fc.name: fc.kernel for fc in (self.fc_glimpse,
                                                self.fc_location,
                                                self.fc_what, self.fc_where)},
@@ -174,7 +110,7 @@ class GlimpseNetwork(keras.layers.Layer):
     def call(self, inputs):
         patches, locations = inputs
         flat = tf.reshape(patches, [tf.shape(patches)[0], -1])
-        fc = lambda layer, x: dense(  # noqa: E731
+        fc = lambda layer, x: precision.dense(  # noqa: E731
             layer, x, self.matmul_dtype, self.frozen.get(layer.name))
         h_g = fc(self.fc_glimpse, flat)
         h_l = fc(self.fc_location, tf.stop_gradient(locations))
@@ -208,7 +144,7 @@ class CoreNetwork(keras.layers.Layer):
     def __init__(self, units=256, matmul_dtype="float32", **kwargs):
         super().__init__(**kwargs)
         self.units = positive_int("units", units)
-        self.matmul_dtype = _matmul_dtype(matmul_dtype)
+        self.matmul_dtype = precision.check_matmul_dtype(matmul_dtype)
         self.cell = keras.layers.LSTMCell(units, name="lstm")
         self.frozen = {}  # "kernel", "recurrent_kernel" in matmul_dtype
 
@@ -216,7 +152,7 @@ class CoreNetwork(keras.layers.Layer):
         """Inference copies only: hold W and U in `matmul_dtype`
         (`frozen_kernels`); a no-op in float32."""
         if self.matmul_dtype != "float32":
-            self.frozen = frozen_kernels(
+            self.frozen = precision.frozen_kernels(
                 {"kernel": self.cell.kernel,
                  "recurrent_kernel": self.cell.recurrent_kernel},
                 self.matmul_dtype)
@@ -232,7 +168,7 @@ class CoreNetwork(keras.layers.Layer):
         if self.matmul_dtype == "float32":
             h, new_states = self.cell(inputs, states)
             return h, list(new_states)
-        h, c = lstm_step(self.cell, inputs, states[0], states[1],
+        h, c = precision.lstm_step(self.cell, inputs, states[0], states[1],
                          self.matmul_dtype,
                          (self.frozen.get("kernel"),
                           self.frozen.get("recurrent_kernel")))

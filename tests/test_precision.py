@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from ram_tf import config as config_lib
-from ram_tf import networks
+from ram_tf import precision
 from ram_tf import runtime
 from ram_tf.model import build_model
 
@@ -36,7 +36,7 @@ def test_bf16_matmul_matches_numpy_rounding():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(7, 33)).astype(np.float32)
     w = rng.normal(size=(33, 5)).astype(np.float32)
-    got = networks.matmul(tf.constant(x), tf.constant(w), "bfloat16")
+    got = precision.matmul(tf.constant(x), tf.constant(w), "bfloat16")
     assert got.dtype == tf.float32
     # Operands rounded to 8 significant bits, the product exact, then
     # rounded once more; fp32 accumulation may move it by one bf16 step.
@@ -46,7 +46,7 @@ def test_bf16_matmul_matches_numpy_rounding():
     exact = x.astype(np.float64) @ w
     assert np.abs(got.numpy() - exact).max() > 1e-4  # really bf16
     np.testing.assert_array_equal(
-        networks.matmul(tf.constant(x), tf.constant(w), "float32").numpy(),
+        precision.matmul(tf.constant(x), tf.constant(w), "float32").numpy(),
         tf.matmul(x, w).numpy())
 
 
@@ -55,8 +55,8 @@ def test_dense_matches_keras_dense():
     x = tf.random.stateless_normal([5, 9], [1, 2])
     layer.build(x.shape)
     want = layer(x).numpy()
-    np.testing.assert_allclose(networks.dense(layer, x, "float32"), want)
-    got = networks.dense(layer, x, "bfloat16").numpy()
+    np.testing.assert_allclose(precision.dense(layer, x, "float32"), want)
+    got = precision.dense(layer, x, "bfloat16").numpy()
     np.testing.assert_allclose(got, want, atol=3e-2, rtol=2e-2)
     assert (got >= 0).all()  # the activation is applied
 
@@ -73,10 +73,10 @@ def test_lstm_step_matches_keras_lstm_cell():
     # A non-zero bias so that a wrong gate order would show.
     cell.bias.assign(tf.random.stateless_normal([32], [9, 9]))
     want_h, (_, want_c) = cell(x, [h, c])
-    got_h, got_c = networks.lstm_step(cell, x, h, c, "float32")
+    got_h, got_c = precision.lstm_step(cell, x, h, c, "float32")
     np.testing.assert_allclose(got_h, want_h, atol=1e-6)
     np.testing.assert_allclose(got_c, want_c, atol=1e-6)
-    bf_h, bf_c = networks.lstm_step(cell, x, h, c, "bfloat16")
+    bf_h, bf_c = precision.lstm_step(cell, x, h, c, "bfloat16")
     assert bf_h.dtype == bf_c.dtype == tf.float32
     np.testing.assert_allclose(bf_h, want_h, atol=3e-2)
     np.testing.assert_allclose(bf_c, want_c, atol=3e-2)
