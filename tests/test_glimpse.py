@@ -69,7 +69,7 @@ def test_matmul_backend_equals_gather_and_is_exact_on_integer_pixels(
 
 
 def test_selection_matrix_is_the_block_mean_of_the_window():
-    from ram_tf.glimpse import selection_matrices
+    from ram_tf.glimpse_tables import selection_matrices
 
     # Window of side 8 (g = 4, f = 2) starting at pixel -3 of a 6-pixel axis.
     m = selection_matrices(tf.constant([-3]), 6, 4, 2).numpy()[0]
@@ -89,10 +89,10 @@ def test_one_table_lookup_gives_every_scales_window(length, size, scales):
     over a dense sweep of locations, the ends, every pixel edge and
     centre, and the float32 neighbours of each (odd sizes included: their
     corners also change at half pixels)."""
-    from ram_tf.glimpse import lookup
-    from ram_tf.glimpse import scale_table
-    from ram_tf.glimpse import selection_matrices
     from ram_tf.glimpse import window_corner
+    from ram_tf.glimpse_tables import lookup
+    from ram_tf.glimpse_tables import scale_table
+    from ram_tf.glimpse_tables import selection_matrices
 
     grid = np.arange(-2 * length, 2 * length + 1) / (2 * length)
     grid = grid.astype(np.float32)
@@ -201,8 +201,8 @@ def test_invalid_arguments_name_the_value(kwargs, match):
 
 def test_selection_tables_are_captured_once_not_copied_per_glimpse():
     # A constant per read would store the table once per glimpse and
-    # chain in a SavedModel (26 MB on translated60 with session 6's
-    # per-scale tables).
+    # chain in a SavedModel (tens of MB on translated60 with one table
+    # per scale and axis).
     sensor = GlimpseSensor(6, 3, "matmul")
     images = tf.zeros([2, 20, 20, 1])
 
@@ -225,7 +225,7 @@ def test_bfloat16_products_round_to_8_bits_and_keep_the_windows():
     has zeros), values within three bfloat16 roundings (pixels, row
     products, patches: 8 significant bits each, 2^-8 relative at most) of
     the float32 sensor, float32 output, exact tables."""
-    from ram_tf.glimpse import scale_table
+    from ram_tf.glimpse_tables import scale_table
 
     rng = np.random.default_rng(4)
     images = rng.random((64, 30, 30, 1)).astype(np.float32)
