@@ -23,7 +23,7 @@ _PUBLIC = {
     "RecurrentAttentionModel": "ram_tf.model",
     "DeepRecurrentAttentionModel": "ram_tf.dram",
     "GlimpseSensor": "ram_tf.glimpse",
-    "build_model": "ram_tf.model",
+    "build_model": "ram_tf.builders",
     "load_exported": "ram_tf.inference",
 }
 __all__ = sorted(_PUBLIC)

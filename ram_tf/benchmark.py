@@ -39,8 +39,8 @@ import tensorflow as tf
 
 from ram_tf import datasets
 from ram_tf import runtime
+from ram_tf.builders import build_model
 from ram_tf.flops import model_flops
-from ram_tf.model import build_model
 from ram_tf.training import hardware
 from ram_tf.training import make_optimizer
 

@@ -27,8 +27,8 @@ Why "critic": a policy gradient is mostly noise until rewards rise above
 chance, and Adam turns noise into full-size steps on every weight it
 reaches; summed over the ~830,000 weights of the where pathway, those
 steps throw the policy means into tanh's flat tails, where the gradient
-vanishes and the glimpses stay at the border. Measured (README, "DRAM
-gradient routing"): with "all" DRAM on cluttered60 stayed at chance with
+vanishes and the glimpses stay at the border. Measured (docs/model.md,
+"DRAM gradient scopes"): with "all" DRAM on cluttered60 stayed at chance with
 90 % of its means saturated after 700 updates; "where" learnt cluttered60
 fast but on cluttered100 ended its first 1,000 updates at chance with the
 validation glimpses at |l| = 0.996; "critic" and "location" kept every
@@ -58,9 +58,9 @@ from ram_tf import config as config_lib
 from ram_tf import networks
 from ram_tf import reinforce
 from ram_tf.model import RecurrentAttentionModel
-from ram_tf.model import positive_number
 from ram_tf.networks import ContextNetwork
 from ram_tf.networks import positive_int
+from ram_tf.networks import positive_number
 
 
 @keras.saving.register_keras_serializable(package="ram_tf")

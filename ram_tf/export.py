@@ -378,7 +378,7 @@ def keras_from_export(path: str):
       ExportError: no manifest, a checksum mismatch, or other variables.
     """
     from ram_tf import config as config_lib
-    from ram_tf.model import build_model
+    from ram_tf.builders import build_model
 
     version = manifest_lib.latest_version(path)
     data, entry = manifest_lib.entry_of(version)

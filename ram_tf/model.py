@@ -27,117 +27,36 @@ with independent location samples; `test_step` scores the deterministic
 policy (l_t = mu_t). Randomness comes from the model's `SeedGenerator`.
 Both take a batch as Keras models do, `(x, y)` or `(x, y, sample_weight)`
 (so `fit(images, labels)` on NumPy arrays works), or as the dicts of
-`ram_tf.datasets` (`unpack_batch`).
+`ram_tf.datasets` (`ram_tf.batches.unpack_batch`).
 
-Chains (`rollouts`, used by `train_step` and `test_step`): the batch is cut
-into `model.chains` slices whose rollouts are independent subgraphs, so
-TensorFlow's inter-op threads run them at the same time, one core each
-(with the intra-op pool set to cores / chains: `ram_tf.runtime`). The
-recurrence is a chain of small ops that leaves a second core idle about
-half the time; two chains fill it (README, "Speed"). The policy noise of
-a training batch is drawn once, before the cut, so the numbers do not
-depend on the chain count (to float rounding of the gradient sum).
+`train_step` and `test_step` run `rollouts`: `call` on `model.chains`
+independent slices of the batch (`ram_tf.chains`), with the policy noise
+drawn once before the cut, so the numbers do not depend on the chain count
+(to float rounding of the gradient sum).
 """
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import keras
 import tensorflow as tf
 
+from ram_tf import chains
 from ram_tf import config as config_lib
 from ram_tf import networks
-from ram_tf import reinforce
-from ram_tf import runtime
+from ram_tf import steps
+from ram_tf.batches import as_images
 from ram_tf.glimpse import GlimpseSensor
 from ram_tf.networks import positive_int
+from ram_tf.networks import positive_number
 
 # Values of `precision` (train.precision): see RecurrentAttentionModel.
 PRECISIONS = config_lib.COMPUTE_PRECISIONS
 
-_TRAIN_METRICS = ("loss", "cross_entropy", "baseline_mse", "reinforce",
-                  "reward", "accuracy", "location_abs")
-_TEST_METRICS = ("accuracy", "cross_entropy", "location_abs")
 INITIAL_LOCATIONS = ("center", "random")
 
 
-def positive_number(name, value, allow_zero=False):
-    """`value` as a float, or a ValueError naming the argument `name`."""
-    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
-          and math.isfinite(value) and (value >= 0 if allow_zero
-                                        else value > 0))
-    if not ok:
-        raise ValueError(f"{name} must be a finite number "
-                         f"{'>= 0' if allow_zero else '> 0'}. "
-                         f"Received: {name}={value!r}")
-    return float(value)
-
-
-def unpack_batch(data):
-    """A batch of `fit` / `evaluate` as (features dict, sample_weight).
-
-    Accepted forms:
-      - Keras's `(x, y)` and `(x, y, sample_weight)` (`fit(x, y)` on NumPy
-        arrays, a `tf.data.Dataset` of tuples): x images [B, H, W, C] or a
-        dict with "image"; y integer labels [B] (or [B, 1]) or a dict with
-        "label"; entries of dicts (L-DRAM's "location" [B, 2], "labelled"
-        [B]) are merged;
-      - the dicts of `ram_tf.datasets`: {"image", "label", ...}, with an
-        optional "sample_weight" [B].
-
-    Returns:
-      ({"image", "label", ...}, float32 sample_weight [B] or None).
-    """
-    if isinstance(data, dict):
-        batch, weight = dict(data), data.get("sample_weight")
-    else:
-        x, y, weight = keras.utils.unpack_x_y_sample_weight(data)
-        batch = dict(x) if isinstance(x, dict) else {"image": x}
-        if isinstance(y, dict):
-            batch.update(y)
-        elif y is not None:
-            batch["label"] = y
-    missing = [key for key in ("image", "label") if key not in batch]
-    if missing:
-        raise ValueError(
-            f"A training or test batch needs images and integer labels, "
-            f"e.g. fit(x, y) or dicts with 'image' and 'label'. Missing "
-            f"{missing}; received a batch with {sorted(batch)}")
-    if weight is not None:
-        weight = tf.cast(weight, tf.float32)
-        if weight.shape.rank == 2 and weight.shape[1] == 1:
-            weight = weight[:, 0]
-        if weight.shape.rank != 1:
-            raise ValueError("sample_weight must hold one weight per image, "
-                             f"shape [B]. Received shape {weight.shape}")
-    return batch, weight
-
-
-def _labels(labels):
-    """Integer class labels [B] (a trailing axis of 1 is dropped)."""
-    labels = tf.convert_to_tensor(labels)
-    if labels.shape.rank == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    if labels.shape.rank != 1:
-        raise ValueError(
-            "labels must be integer class indices of shape [B] (or [B, 1]); "
-            f"one-hot labels need argmax first. Received shape {labels.shape}")
-    return tf.cast(labels, tf.int32)
-
-
-def _images(images):
-    """float32 [B, H, W, C] (a batch dict gives its "image")."""
-    if isinstance(images, dict):
-        images = images["image"]
-    images = tf.convert_to_tensor(images)
-    return images if images.dtype == tf.float32 else tf.cast(images,
-                                                             tf.float32)
-
-
 @keras.saving.register_keras_serializable(package="ram_tf")
-class RecurrentAttentionModel(keras.Model):
+class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
     """RAM: glimpse sensor, glimpse network, LSTM core, policy, classifier.
 
     Args:
@@ -240,7 +159,7 @@ class RecurrentAttentionModel(keras.Model):
         self.gradient_scope = gradient_scope
         self.trackers = {
             name: keras.metrics.Mean(name=name)
-            for name in dict.fromkeys(_TRAIN_METRICS + _TEST_METRICS
+            for name in dict.fromkeys(steps.TRAIN_METRICS + steps.TEST_METRICS
                                       + self._EXTRA_METRICS)
         }
 
@@ -355,7 +274,7 @@ class RecurrentAttentionModel(keras.Model):
           step_logits: also return "step_logits" [B * M, T, K], the
             classifier applied after every glimpse (for visualisation).
         """
-        images = _images(images)
+        images = as_images(images)
         record = {"means": [], "samples": [], "baselines": [],
                   "supervised": []}
         act = lambda h, i: self._act(h, i, sample, noise_seed,  # noqa: E731
@@ -400,171 +319,20 @@ class RecurrentAttentionModel(keras.Model):
 
     def rollouts(self, images, training=False, sample=False, repeats=1,
                  noise=None):
-        """`call` on `self.chains` slices of the batch, outputs concatenated.
-
-        Slice c holds images [s_c, s_{c+1}) and rows [s_c M, s_{c+1} M),
-        so the rows keep `call`'s order (copy j of image i at i * M + j).
-        The slices share no op until the concatenation: TensorFlow runs
-        them concurrently. When sampling without `noise`, it is drawn here
-        once, [B * M, A, 2], and sliced like the rows (a random l_0, RAM's
-        initial_location="random", is still drawn per slice).
-        """
-        images = _images(images)
+        """`call` on `self.chains` slices of the batch, outputs concatenated
+        in `call`'s row order (`ram_tf.chains.run`). When sampling without
+        `noise`, it is drawn here once, [B * M, A, 2], and sliced like the
+        rows (a random l_0, RAM's initial_location="random", is still drawn
+        per slice)."""
+        images = as_images(images)
         if sample and noise is None:
             noise = keras.random.normal(
                 [tf.shape(images)[0] * repeats, self.num_actions, 2],
                 seed=self.seed_generator)
-        kwargs = dict(training=training, sample=sample, repeats=repeats)
-        batch = images.shape[0]
-        # No empty slice when the batch size is known; sizes differ by at
-        # most one image (with an unknown batch a slice may be empty).
-        chains = self.chains if batch is None else min(self.chains, batch)
-        if chains == 1:
-            return self(images, noise=noise, **kwargs)
-        if batch is None:
-            batch = tf.shape(images)[0]
-            sizes = tf.stack([batch // chains
-                              + tf.cast(c < batch % chains, tf.int32)
-                              for c in range(chains)])
-        else:
-            sizes = [batch // chains + int(c < batch % chains)
-                     for c in range(chains)]
-        parts = tf.split(images, sizes, num=chains)
-        rows = (sizes * repeats if isinstance(sizes, tf.Tensor)
-                else [n * repeats for n in sizes])
-        noises = (tf.split(noise, rows, num=chains)
-                  if noise is not None else [None] * chains)
-        outs = [self(x, noise=z, **kwargs) for x, z in zip(parts, noises)]
-        return {key: tf.concat([o[key] for o in outs], axis=0)
-                for key in outs[0]}
-
-    # -- training ---------------------------------------------------------
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def _record(self, values):
-        for name, value in values.items():
-            self.trackers[name].update_state(value)
-        return {name: self.trackers[name].result() for name in values}
-
-    def check_batch(self, data):
-        """Refuse a training batch that lacks what `extra_loss` reads,
-        before any computation (L-DRAM's locations)."""
-        del data  # RAM reads images and labels only (`unpack_batch`)
-
-    def extra_loss(self, data, out, repeats, sample_weight=None):
-        """Terms added to the hybrid loss (L-DRAM's location loss).
-
-        Returns {name: (coefficient, value)}; `sample_weight` [B * M] is
-        the per-rollout weight, None when the batch has none.
-        """
-        return {}
-
-    def train_step(self, data):
-        """One update on a batch (`unpack_batch`), the hybrid loss.
-
-        With a sample_weight w_i per image, every per-rollout term of the
-        loss is multiplied by w_i before the mean over the B * M rollouts,
-        as Keras's default loss reduction ("sum_over_batch_size") does:
-        weights of 1 give the unweighted loss, 0 removes an image from
-        every gradient. The logged reward and accuracy are weighted means
-        (sum w R / sum w), as Keras's weighted metrics are
-        (`ram_tf.reinforce`).
-        """
-        data, weight = unpack_batch(data)
-        images, labels = data["image"], _labels(data["label"])
-        data["label"] = labels  # [B] int32 for extra_loss
-        self.check_batch(data)
-        m = self.mc_samples
-        # M copies of each image with independent location samples.
-        labels_m = tf.repeat(labels, m, axis=0)
-        weight_m = None if weight is None else tf.repeat(weight, m, axis=0)
-        with tf.GradientTape() as tape:
-            out = self.rollouts(images, training=True, sample=True,
-                                repeats=m)
-            terms = reinforce.hybrid_loss(
-                out["logits"], labels_m, out["means"], out["samples"],
-                out["baselines"], self.std, self.reinforce_weight,
-                sample_weight=weight_m)
-            for name, (coef, value) in self.extra_loss(
-                    data, out, m, sample_weight=weight_m).items():
-                terms[name] = value
-                terms["loss"] = terms["loss"] + coef * value
-            scaled = reinforce.scale_for_replicas(terms["loss"])
-        variables = self.trainable_variables
-        grads = tape.gradient(scaled, variables)
-        self.optimizer.apply(grads, variables)
-        # Accuracy of the M-rollout average of class probabilities.
-        probs = tf.nn.softmax(out["logits"])
-        probs = tf.reduce_mean(tf.reshape(probs, [-1, m, probs.shape[-1]]), 1)
-        terms["accuracy"] = reinforce.weighted_mean(reinforce.rewards(
-            tf.math.log(probs + 1e-12), labels), weight)
-        terms["location_abs"] = self._location_abs(out)
-        return self._record(terms)
-
-    def _location_abs(self, out):
-        """Mean |l| over the policy's actions (a stuck policy shows 1)."""
-        first = 0 if self.policy_picks_first else 1
-        return tf.reduce_mean(tf.abs(out["locations"][:, first:]))
-
-    def test_step(self, data):
-        """Scores of the deterministic policy on a batch (`unpack_batch`);
-        sample weights as in `train_step`."""
-        data, weight = unpack_batch(data)
-        out = self.rollouts(data["image"], training=False)
-        labels = _labels(data["label"])
-        return self._record({
-            "accuracy": reinforce.weighted_mean(
-                reinforce.rewards(out["logits"], labels), weight),
-            "cross_entropy": reinforce.loss_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(
-                    labels, out["logits"]), weight),
-            "location_abs": self._location_abs(out),
-        })
+        return chains.run(
+            lambda x, z: self(x, training=training, sample=sample,
+                              repeats=repeats, noise=z),
+            images, self.chains, repeats, noise)
 
     def get_config(self):
         return {**super().get_config(), **self._args}
-
-
-def model_kwargs(config) -> dict:
-    """Constructor arguments of RAM / DRAM from an `ExperimentConfig`."""
-    g, c, p, t = config.glimpse, config.core, config.policy, config.train
-    kwargs = dict(
-        glimpse_size=g.size, num_scales=g.num_scales,
-        num_glimpses=g.num_glimpses, backend=g.backend, xla_sensor=g.xla,
-        glimpse_hidden=c.glimpse_hidden, location_hidden=c.location_hidden,
-        glimpse_units=c.glimpse_units, core_units=c.core_units,
-        std=p.std, initial_location=p.initial_location,
-        reinforce_weight=p.reinforce_weight,
-        gradient_scope=p.gradient_scope, mc_samples=t.mc_samples,
-        seed=t.seed, precision=runtime.resolve_precision(t.precision),
-        name=config.model,
-    )
-    if c.core_layers == 2:
-        kwargs.update(
-            context_size=c.context_size, context_filters=c.context_filters,
-            context_kernels=c.context_kernels,
-            location_loss_weight=p.location_loss_weight,
-            location_loss_decay=p.location_loss_decay,
-            location_loss_decay_steps=t.lr_decay_steps)
-    return kwargs
-
-
-def build_model(config) -> keras.Model:
-    """The model an `ExperimentConfig` names (RAM, DRAM, L-DRAM, FC, CNN),
-    built on the task's image shape."""
-    d = config.data
-    if config.model in ("fc", "cnn"):
-        from ram_tf import baselines
-
-        model = baselines.build(config)
-    elif config.core.core_layers == 2:
-        from ram_tf.dram import DeepRecurrentAttentionModel
-
-        model = DeepRecurrentAttentionModel(**model_kwargs(config))
-    else:
-        model = RecurrentAttentionModel(**model_kwargs(config))
-    model(tf.zeros([1, d.canvas_size, d.canvas_size, d.channels]))
-    return model

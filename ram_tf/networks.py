@@ -53,6 +53,18 @@ def positive_int(name, value):
     return int(value)
 
 
+def positive_number(name, value, allow_zero=False):
+    """`value` as a float, or a ValueError naming the argument `name`."""
+    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+          and math.isfinite(value) and (value >= 0 if allow_zero
+                                        else value > 0))
+    if not ok:
+        raise ValueError(f"{name} must be a finite number "
+                         f"{'>= 0' if allow_zero else '> 0'}. "
+                         f"Received: {name}={value!r}")
+    return float(value)
+
+
 @keras.saving.register_keras_serializable(package=_REG)
 class GlimpseNetwork(keras.layers.Layer):
     """g_t = ReLU(FC(ReLU(FC(rho))) + FC(ReLU(FC(l)))).

@@ -45,11 +45,11 @@ from ram_tf import datasets
 from ram_tf import evaluation
 from ram_tf import rundir
 from ram_tf import runtime
+from ram_tf.builders import build_model
 from ram_tf.callbacks import Checkpointer
 from ram_tf.callbacks import TrainingDiverged  # noqa: F401  (public here)
 from ram_tf.callbacks import UpdateCounter
 from ram_tf.callbacks import UpdateGuard
-from ram_tf.model import build_model
 from ram_tf.rundir import RunDirError
 
 logger = logging.getLogger("ram_tf")

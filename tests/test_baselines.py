@@ -4,7 +4,7 @@ import os
 
 from ram_tf import config as config_lib
 from ram_tf import training
-from ram_tf.model import build_model
+from ram_tf.builders import build_model
 
 
 def test_fc_parameter_count_matches_formula():

@@ -4,7 +4,7 @@ import numpy as np
 
 from ram_tf import config as config_lib
 from ram_tf import flops
-from ram_tf.model import build_model
+from ram_tf.builders import build_model
 
 
 def test_forward_flops_equal_twice_the_dense_multiply_adds():

@@ -7,8 +7,8 @@ import tensorflow as tf
 
 from ram_tf import config as config_lib
 from ram_tf import reinforce
+from ram_tf.builders import build_model
 from ram_tf.model import RecurrentAttentionModel
-from ram_tf.model import build_model
 
 TINY = dict(glimpse_size=4, num_scales=2, num_glimpses=4, glimpse_hidden=8,
             location_hidden=8, glimpse_units=16, core_units=16, seed=1)

@@ -89,6 +89,7 @@ def test_public_names_import_from_the_package():
     from ram_tf import GlimpseSensor
     from ram_tf import RecurrentAttentionModel
     from ram_tf import build_model
+    from ram_tf import builders
     from ram_tf import dram
     from ram_tf import glimpse
     from ram_tf import inference
@@ -98,7 +99,7 @@ def test_public_names_import_from_the_package():
     assert RecurrentAttentionModel is model.RecurrentAttentionModel
     assert DeepRecurrentAttentionModel is dram.DeepRecurrentAttentionModel
     assert GlimpseSensor is glimpse.GlimpseSensor
-    assert build_model is model.build_model
+    assert build_model is builders.build_model
     assert load_exported is inference.load_exported
     assert set(ram_tf.__all__) <= set(dir(ram_tf))
     with pytest.raises(AttributeError, match="no attribute 'Model'"):

@@ -14,7 +14,7 @@ import tensorflow as tf
 from ram_tf import config as config_lib
 from ram_tf import precision
 from ram_tf import runtime
-from ram_tf.model import build_model
+from ram_tf.builders import build_model
 
 
 def to_bf16(a):
