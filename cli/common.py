@@ -159,7 +159,7 @@ def _add_options(func, groups):
 
 def _default_of(field: str):
     group, name = field.split(".")
-    klass = config_lib._GROUPS[group]
+    klass = config_lib.GROUPS[group]
     return klass.__dataclass_fields__[name].default
 
 

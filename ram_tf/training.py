@@ -45,6 +45,7 @@ from ram_tf import datasets
 from ram_tf import evaluation
 from ram_tf import rundir
 from ram_tf import runtime
+from ram_tf import validation
 from ram_tf.builders import build_model
 from ram_tf.callbacks import Checkpointer
 from ram_tf.callbacks import TrainingDiverged  # noqa: F401  (public here)
@@ -173,7 +174,7 @@ def train_and_evaluate(
         (`CheckpointError`), or more updates done than `train.steps`.
       TrainingDiverged: the loss or weights stopped being finite.
     """
-    config_lib.validate(config)
+    validation.validate(config)
     os.makedirs(workdir, exist_ok=True)
     with rundir.RunLock(workdir):
         return _train_locked(config, workdir, verbose, evaluate_test,

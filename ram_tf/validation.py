@@ -1,0 +1,114 @@
+"""`validate(config)`: an `ExperimentConfig`'s impossible settings, refused
+with a `ConfigError` that names the setting, the value received and what is
+allowed (`ram_tf.config.resolve` calls it on every config it builds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ram_tf.config import BACKENDS
+from ram_tf.config import GRADIENT_SCOPES
+from ram_tf.config import GROUPS
+from ram_tf.config import PRECISIONS
+from ram_tf.config import RAM_GRADIENT_SCOPES
+from ram_tf.config import ConfigError
+from ram_tf.config import ExperimentConfig
+
+
+def validate(config: ExperimentConfig) -> None:
+    """Raise `ConfigError` naming the first impossible setting."""
+    g, d, p, t, c = (
+        config.glimpse,
+        config.data,
+        config.policy,
+        config.train,
+        config.core,
+    )
+
+    def need(ok: bool, name: str, value: Any, allowed: str) -> None:
+        if not ok:
+            raise ConfigError(f"{name}={value!r} is invalid: {allowed}")
+
+    # nan and inf pass (or fail) the comparisons below for the wrong reason.
+    for group in GROUPS:
+        for field in dataclasses.fields(GROUPS[group]):
+            value = getattr(getattr(config, group), field.name)
+            need(not isinstance(value, float) or abs(value) < float("inf"),
+                 f"{group}.{field.name}", value, "must be a finite number")
+    need(d.canvas_size >= 28, "data.canvas_size", d.canvas_size,
+         "the canvas must hold a 28x28 digit (>= 28)")
+    need(g.size >= 1, "glimpse.size", g.size, "must be a positive integer")
+    need(g.size <= d.canvas_size, "glimpse.size", g.size,
+         f"a glimpse cannot be larger than the {d.canvas_size}x"
+         f"{d.canvas_size} image")
+    need(g.num_scales >= 1, "glimpse.num_scales", g.num_scales, "must be >= 1")
+    need(g.num_glimpses >= 1, "glimpse.num_glimpses", g.num_glimpses,
+         "must be >= 1")
+    need(g.backend in BACKENDS, "glimpse.backend", g.backend,
+         "allowed: " + ", ".join(BACKENDS))
+    for name in ("glimpse_hidden", "location_hidden", "glimpse_units",
+                 "core_units"):
+        need(getattr(c, name) >= 1, f"core.{name}", getattr(c, name),
+             "must be a positive integer")
+    need(c.core_layers in (1, 2), "core.core_layers", c.core_layers,
+         "allowed: 1 (RAM) or 2 (DRAM)")
+    need(4 <= c.context_size <= d.canvas_size, "core.context_size",
+         c.context_size, f"must be between 4 and the canvas ({d.canvas_size})")
+    need(len(c.context_filters) == len(c.context_kernels) >= 1,
+         "core.context_filters", c.context_filters,
+         "one filter count per kernel size")
+    need(c.fc_units >= 1, "core.fc_units", c.fc_units, "must be >= 1")
+    need(p.std > 0, "policy.std", p.std, "must be > 0")
+    need(p.location_loss_weight >= 0, "policy.location_loss_weight",
+         p.location_loss_weight, "must be >= 0")
+    need(0 <= p.label_fraction <= 1, "policy.label_fraction",
+         p.label_fraction, "must be between 0 and 1")
+    need(p.label_mask in ("fixed", "per-batch"), "policy.label_mask",
+         p.label_mask, "allowed: fixed, per-batch")
+    need(p.initial_location in ("center", "random"),
+         "policy.initial_location", p.initial_location,
+         "allowed: center, random")
+    need(p.gradient_scope in GRADIENT_SCOPES, "policy.gradient_scope",
+         p.gradient_scope, "allowed: " + ", ".join(GRADIENT_SCOPES))
+    need(p.gradient_scope in RAM_GRADIENT_SCOPES or c.core_layers == 2,
+         "policy.gradient_scope", p.gradient_scope,
+         f"{p.gradient_scope!r} needs DRAM's two core layers "
+         "(core.core_layers=2); RAM allows "
+         + " or ".join(RAM_GRADIENT_SCOPES))
+    need(p.reinforce_weight >= 0, "policy.reinforce_weight",
+         p.reinforce_weight, "must be >= 0")
+    need(0 <= d.min_distractors <= d.max_distractors, "data.min_distractors",
+         (d.min_distractors, d.max_distractors),
+         "need 0 <= min_distractors <= max_distractors")
+    need(1 <= d.distractor_size <= min(28, d.canvas_size),
+         "data.distractor_size", d.distractor_size,
+         "must be between 1 and 28 (cut from a 28x28 digit)")
+    need(t.steps >= 1, "train.steps", t.steps, "must be >= 1")
+    need(t.batch_size >= 1, "train.batch_size", t.batch_size, "must be >= 1")
+    need(t.mc_samples >= 1, "train.mc_samples", t.mc_samples, "must be >= 1")
+    need(t.learning_rate > 0, "train.learning_rate", t.learning_rate,
+         "must be > 0")
+    need(0 < t.lr_decay <= 1, "train.lr_decay", t.lr_decay,
+         "a factor in (0, 1] per decay period (1: a constant rate)")
+    need(t.lr_decay_steps >= 1, "train.lr_decay_steps", t.lr_decay_steps,
+         "must be >= 1 (updates per decay period)")
+    need(t.min_learning_rate >= 0, "train.min_learning_rate",
+         t.min_learning_rate, "must be >= 0")
+    need(t.clipnorm > 0, "train.clipnorm", t.clipnorm,
+         "must be > 0 (the largest global gradient norm)")
+    need(0 < p.location_loss_decay <= 1, "policy.location_loss_decay",
+         p.location_loss_decay, "a factor in (0, 1] per decay period")
+    need(isinstance(t.chains, int) and t.chains >= 0, "train.chains",
+         t.chains, "an integer >= 0 (0: automatic)")
+    need(t.precision in PRECISIONS, "train.precision", t.precision,
+         "allowed: " + ", ".join(PRECISIONS))
+    need(t.steps_per_epoch >= 1, "train.steps_per_epoch", t.steps_per_epoch,
+         "must be >= 1")
+    need(not (g.xla and g.backend == "extract_glimpse"), "glimpse.xla", g.xla,
+         "extract_glimpse has no XLA kernel; use the matmul backend or "
+         "turn xla off")
+    need(not (t.jit_compile and g.backend == "extract_glimpse"),
+         "train.jit_compile", t.jit_compile,
+         "extract_glimpse has no XLA kernel; use --no-jit or backend matmul")
