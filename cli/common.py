@@ -44,7 +44,7 @@ OPTION_GROUPS = {
         ("--num-scales", "glimpse.num_scales", int, "scales g, 2g, 4g, ..."),
         ("--num-glimpses", "glimpse.num_glimpses", int, "glimpses T"),
         ("--backend", "glimpse.backend",
-         click.Choice(["matmul", "gather", "extract_glimpse"]),
+         click.Choice(config_lib.BACKENDS),
          "sensor backend"),
         ("--xla/--no-xla", "glimpse.xla", bool, "XLA-compile the sensor"),
     ],
@@ -65,7 +65,7 @@ OPTION_GROUPS = {
     "policy": [
         ("--std", "policy.std", float, "location policy sigma"),
         ("--initial-location", "policy.initial_location",
-         click.Choice(["center", "random"]), "l_0"),
+         click.Choice(config_lib.INITIAL_LOCATIONS), "l_0"),
         ("--reinforce-weight", "policy.reinforce_weight", float,
          "lambda of the REINFORCE term"),
         ("--gradient-scope", "policy.gradient_scope",
@@ -80,7 +80,7 @@ OPTION_GROUPS = {
         ("--label-fraction", "policy.label_fraction", float,
          "share of training digits whose centre L-DRAM may use"),
         ("--label-mask", "policy.label_mask",
-         click.Choice(["fixed", "per-batch"]),
+         click.Choice(config_lib.LABEL_MASKS),
          "fixed seeded subset, or redrawn every batch"),
     ],
     "data": [

@@ -17,34 +17,32 @@ from ram_tf_cli.common import quiet_tensorflow
 
 @click.command()
 @click.argument("workdir", type=click.Path(file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["saved_model", "tflite"]),
+@click.option("--format", "fmt", type=click.Choice(manifest_lib.FORMATS),
               default="saved_model")
-@click.option("--quantize", type=click.Choice(
-    ["none", "dynamic", "float16", "int8"]), default="none",
-    help="TFLite only")
+@click.option("--quantize", type=click.Choice(manifest_lib.QUANTIZE),
+              default="none", help="TFLite only")
 @click.option("--name", default=None, help="[default: MODEL_TASK]")
 @click.option("--version", "version", type=click.IntRange(1), default=None,
               help="SavedModel version; required beside existing versions, "
               "since TF Serving serves the highest [default: 1 in a new "
               "model folder]")
-# default: ram_tf.export.DEFAULT_OUT (tested); not exported_models/, the
-# repository's shipped models.
-@click.option("--out", default="exports", help="exported-models dir")
+# Not exported_models/, the repository's shipped models.
+@click.option("--out", default=manifest_lib.DEFAULT_OUT,
+              help="exported-models dir")
 @click.option("--force", is_flag=True,
               help="replace an existing version or TFLite file (otherwise "
               "refused, nothing written)")
-# default: ram_tf.export.DEFAULT_CHAINS (not imported here: TensorFlow).
-@click.option("--chains", type=click.IntRange(1), default=2, show_default=True,
+@click.option("--chains", type=click.IntRange(1),
+              default=manifest_lib.DEFAULT_CHAINS, show_default=True,
               help="SavedModel only: batch slices computed concurrently; "
-              "serve with one intra-op thread per core's slice (README, "
-              "\"Serving\"); 1: no slicing")
-# choices: ram_tf.export.EXPORT_PRECISIONS (tested).
-@click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16"]),
+              "serve with one intra-op thread per core's slice "
+              "(docs/serving.md, \"Rollout chains\"); 1: no slicing")
+@click.option("--precision", type=click.Choice(manifest_lib.EXPORT_PRECISIONS),
               default="float32", show_default=True,
               help="SavedModel only: mixed_bfloat16 multiplies the glimpse "
-              "network, core and sensor in bfloat16, 1.5-1.7x the images/s "
-              "at batch 256 on CPUs with AVX512-BF16 or AMX, slower without "
-              "them")
+              "network, core and sensor in bfloat16: faster at large "
+              "batches on CPUs with AVX512-BF16 or AMX, slower without "
+              "them (docs/serving.md, \"Precision\")")
 @click.option("--no-score", is_flag=True,
               help="skip measuring the artefact's test error")
 @mnist_option
@@ -74,7 +72,7 @@ def export(workdir, fmt, quantize, name, version, out, chains, precision,
 
     # The test error is measured here: bfloat16 matmuls need oneDNN.
     runtime.prepare_tensorflow(precision)
-    if chains != 2 and fmt != "saved_model":  # 2: the default
+    if chains != manifest_lib.DEFAULT_CHAINS and fmt != "saved_model":
         fail("--chains applies to --format saved_model only (TFLite serves "
              "batch 1)")
     from ram_tf import export as export_lib

@@ -147,7 +147,7 @@ def data(task, split, count, out, mnist_dir, data_dir, **settings):
 
 @click.command()
 @click.option("--model", "model_name", default="ram",
-              type=click.Choice(["ram", "dram", "ldram"]),
+              type=click.Choice(config_lib.ATTENTION_MODELS),
               help="attention model to time (FLOPs counted for each)")
 @click.option("--task", default="translated60",
               help="task: " + ", ".join(config_lib.TASKS))

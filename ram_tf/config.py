@@ -26,6 +26,8 @@ ATTENTION_MODELS = ("ram", "dram", "ldram")
 # "critic" and "where" name DRAM's top layer and context, which RAM lacks.
 GRADIENT_SCOPES = ("location", "critic", "where", "all")
 RAM_GRADIENT_SCOPES = ("location", "all")
+INITIAL_LOCATIONS = ("center", "random")  # policy.initial_location
+LABEL_MASKS = ("fixed", "per-batch")  # policy.label_mask
 # How a model computes: the glimpse network and core in float32 or bfloat16.
 COMPUTE_PRECISIONS = ("float32", "mixed_bfloat16")
 # train.precision: one of those, or "auto": bfloat16 where the CPU multiplies

@@ -53,6 +53,10 @@ import tensorflow as tf
 
 from ram_tf import datasets
 from ram_tf import manifest as manifest_lib
+from ram_tf.manifest import DEFAULT_CHAINS
+from ram_tf.manifest import DEFAULT_OUT
+from ram_tf.manifest import EXPORT_PRECISIONS
+from ram_tf.manifest import QUANTIZE
 from ram_tf.manifest import ExportError
 from ram_tf.manifest import sha256
 from ram_tf.model import RecurrentAttentionModel
@@ -60,16 +64,6 @@ from ram_tf.model import RecurrentAttentionModel
 __all__ = ["ExportError", "export_run", "keras_from_export", "serving_model",
            "sha256", "tflite_bytes", "write_saved_model"]
 
-QUANTIZE = ("none", "dynamic", "float16", "int8")
-# What an exported SavedModel's glimpse network and core multiply in
-# (`serving_model`); TFLite files are float32 (or quantized).
-EXPORT_PRECISIONS = ("float32", "mixed_bfloat16")
-# Rollout chains of an exported SavedModel (module docstring); the CLI's
-# `--chains` default repeats it (the CLI defers importing TensorFlow).
-DEFAULT_CHAINS = 2
-# Where `export_run` writes by default: not exported_models/, the folder of
-# the shipped models, which a user's export run from a checkout would hit.
-DEFAULT_OUT = "exports"
 
 
 # The glimpse sensor each artefact format is built with (see serving_model).

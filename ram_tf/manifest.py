@@ -33,6 +33,19 @@ import tempfile
 
 MANIFEST = "MANIFEST.json"
 
+# What `ram_tf.export` makes, here without TensorFlow so that the CLI reads
+# its choices and defaults from them before TensorFlow loads.
+FORMATS = ("saved_model", "tflite")
+QUANTIZE = ("none", "dynamic", "float16", "int8")  # TFLite only
+# What an exported SavedModel's glimpse network and core multiply in
+# (`ram_tf.export.serving_model`); TFLite files are float32 (or quantized).
+EXPORT_PRECISIONS = ("float32", "mixed_bfloat16")
+# Rollout chains of an exported SavedModel (`ram_tf.export`).
+DEFAULT_CHAINS = 2
+# Where `export_run` writes by default: not exported_models/, the folder of
+# the shipped models, which a user's export run from a checkout would hit.
+DEFAULT_OUT = "exports"
+
 
 class ExportError(RuntimeError):
     """An export that cannot be made; nothing was written."""

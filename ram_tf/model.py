@@ -52,7 +52,7 @@ from ram_tf.networks import positive_number
 # Values of `precision` (train.precision): see RecurrentAttentionModel.
 PRECISIONS = config_lib.COMPUTE_PRECISIONS
 
-INITIAL_LOCATIONS = ("center", "random")
+INITIAL_LOCATIONS = config_lib.INITIAL_LOCATIONS
 
 
 @keras.saving.register_keras_serializable(package="ram_tf")

@@ -11,6 +11,8 @@ from typing import Any
 from ram_tf.config import BACKENDS
 from ram_tf.config import GRADIENT_SCOPES
 from ram_tf.config import GROUPS
+from ram_tf.config import INITIAL_LOCATIONS
+from ram_tf.config import LABEL_MASKS
 from ram_tf.config import PRECISIONS
 from ram_tf.config import RAM_GRADIENT_SCOPES
 from ram_tf.config import ConfigError
@@ -65,11 +67,11 @@ def validate(config: ExperimentConfig) -> None:
          p.location_loss_weight, "must be >= 0")
     need(0 <= p.label_fraction <= 1, "policy.label_fraction",
          p.label_fraction, "must be between 0 and 1")
-    need(p.label_mask in ("fixed", "per-batch"), "policy.label_mask",
-         p.label_mask, "allowed: fixed, per-batch")
-    need(p.initial_location in ("center", "random"),
+    need(p.label_mask in LABEL_MASKS, "policy.label_mask",
+         p.label_mask, "allowed: " + ", ".join(LABEL_MASKS))
+    need(p.initial_location in INITIAL_LOCATIONS,
          "policy.initial_location", p.initial_location,
-         "allowed: center, random")
+         "allowed: " + ", ".join(INITIAL_LOCATIONS))
     need(p.gradient_scope in GRADIENT_SCOPES, "policy.gradient_scope",
          p.gradient_scope, "allowed: " + ", ".join(GRADIENT_SCOPES))
     need(p.gradient_scope in RAM_GRADIENT_SCOPES or c.core_layers == 2,
