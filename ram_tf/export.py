@@ -24,10 +24,10 @@ rollouts share no op, so a server's inter-op threads run them at once. With
 one intra-op thread per op (TF Serving
 `--tensorflow_intra_op_parallelism=1`, or
 `tf.config.threading.set_intra_op_parallelism_threads(1)` in Python) each
-core then runs its own slice: 1.4x the images/s of one chain at batch 256
-on 2 cores (README, "Speed", "Serving (session 6)"). Under TensorFlow's
-default pool (every core in each op) 2 chains serve as fast as 1. The
-answers do not depend on it.
+core then runs its own slice, more images/s than one chain at large
+batches; under TensorFlow's default pool (every core in each op) 2 chains
+serve about as fast as 1 (docs/serving.md, "Rollout chains";
+docs/performance.md, "Design decisions"). The answers do not depend on it.
 
 Both artefacts come from a copy of the model with a builtin-op glimpse
 sensor (matmul for the SavedModel, gather for TFLite: each the faster there)
@@ -73,7 +73,7 @@ SENSOR_OF_FORMAT = {"saved_model": "matmul", "tflite": "gather"}
 def use_export_sensor(model, precision: str) -> None:
     """Give `model` the sensor arithmetic of an export in `precision`: a
     bfloat16 export's matmul sensor multiplies in bfloat16 (exact tables;
-    1.19-1.22x its images/s, README "Speed"). Training never does this."""
+    docs/performance.md, "Design decisions"). Training never does this."""
     if precision == "mixed_bfloat16" and model.sensor.backend == "matmul":
         model.sensor.product_dtype = "bfloat16"
 
@@ -94,12 +94,12 @@ def serving_model(model: RecurrentAttentionModel, fmt: str = "saved_model",
       trains them, with the kernels cast once into constants
       (`precision.frozen_kernels`), and so do the sensor's selection
       products (`GlimpseSensor` product_dtype; training keeps them in
-      float32). 1.47-1.75x the images/s of float32 at batch 256 on a CPU
-      with AVX512-BF16 under oneDNN, slower at batch 1 (README, "Speed");
-      on one without bfloat16 units it is slower than float32.
+      float32). Faster than float32 at large batches on a CPU with
+      AVX512-BF16 under oneDNN, slower at batch 1 and on CPUs without
+      bfloat16 units (docs/serving.md, "Precision").
     TF Serving runs no XLA by default and TFLite needs builtin ops. The
     matmul sensor is the fastest SavedModel without XLA; in TFLite at batch
-    1 the gather sensor is (README, "Speed").
+    1 the gather sensor is (docs/performance.md, "Design decisions").
     """
     if not isinstance(model, RecurrentAttentionModel):
         raise ExportError(f"only attention models (RAM, DRAM, L-DRAM) are "

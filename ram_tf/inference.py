@@ -120,7 +120,8 @@ class _TFLiteRunner:
         from ai_edge_litert import interpreter as litert
 
         self.path = path
-        # All cores: 1.16 vs 1.39 ms per translated60 image on 2 cores.
+        # All cores: faster than one (docs/performance.md, "Design
+        # decisions", TFLite).
         kwargs = {"num_threads": os.cpu_count() or 1}
         if not delegates:
             kwargs["experimental_op_resolver_type"] = (
