@@ -45,7 +45,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import tempfile
 
 import keras
 import numpy as np
@@ -290,8 +289,7 @@ def export_run(workdir: str, *, out: str = DEFAULT_OUT,
         arrays = datasets.fixed_arrays(d, "test", mnist_dir, data_dir,
                                        cache_dir)
     os.makedirs(base, exist_ok=True)
-    staging = tempfile.mkdtemp(dir=base, prefix=".staging-")
-    os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide it from a server
+    staging = manifest_lib.new_staging(base)
     try:
         if fmt == "saved_model":
             write_saved_model(model, staging, config.train.mc_samples)

@@ -55,6 +55,47 @@ class IntegrityError(ValueError):
     """An artefact whose bytes are not those its manifest records."""
 
 
+STAGING_PREFIX = ".staging-"
+
+
+def new_staging(base: str) -> str:
+    """A private folder in `base` for an export being written.
+
+    Its name carries this process's id, so a later export can tell the
+    leftover of a killed export (its process is gone), which it removes,
+    from one another process is still writing.
+    """
+    clean_leftovers(base)
+    staging = tempfile.mkdtemp(dir=base,
+                               prefix=f"{STAGING_PREFIX}{os.getpid()}-")
+    os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide it from a server
+    return staging
+
+
+def clean_leftovers(base: str) -> list[str]:
+    """Remove staging folders of exports whose process is gone."""
+    removed = []
+    for name in sorted(os.listdir(base)):
+        if not name.startswith(STAGING_PREFIX):
+            continue
+        pid = name[len(STAGING_PREFIX):].split("-")[0]
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+        removed.append(name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def sha256(path: str) -> str:
     """Hex sha256 of a file, or of a folder's relative paths and bytes."""
     h = hashlib.sha256()

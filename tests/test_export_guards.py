@@ -181,3 +181,23 @@ def test_cli_export_warns_in_the_shipped_folder_and_refuses_overwrite(
     assert "WARNING" not in again.output
     assert manifest.sha256(file) == digest
     assert CliRunner().invoke(cli, args + ["--force"]).exit_code == 0
+
+
+def test_leftovers_of_killed_exports_are_cleaned_not_live_ones(
+        run, tmp_path):
+    import subprocess
+    import sys
+
+    base = tmp_path / "ram_mnist28"
+    gone = subprocess.run([sys.executable, "-c", "import os; "
+                           "print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    for name in (f".staging-{gone}-abc", ".staging-q1w2e3",
+                 f".staging-{os.getpid()}-live"):
+        (base / name).mkdir(parents=True)
+        (base / name / "saved_model.pb").write_bytes(b"half")
+    export.export_run(run, out=str(tmp_path), score=False)
+    left = sorted(p.name for p in base.iterdir() if p.name.startswith("."))
+    # The killed export's and the old-style folder go; a folder another
+    # live process is writing stays.
+    assert left == [f".staging-{os.getpid()}-live"]
