@@ -43,10 +43,6 @@ OPTION_GROUPS = {
         ("--glimpse-size", "glimpse.size", int, "patch side g (pixels)"),
         ("--num-scales", "glimpse.num_scales", int, "scales g, 2g, 4g, ..."),
         ("--num-glimpses", "glimpse.num_glimpses", int, "glimpses T"),
-        ("--backend", "glimpse.backend",
-         click.Choice(config_lib.BACKENDS),
-         "sensor backend"),
-        ("--xla/--no-xla", "glimpse.xla", bool, "XLA-compile the sensor"),
     ],
     "core": [
         ("--glimpse-hidden", "core.glimpse_hidden", int, "width of h_g"),
@@ -104,14 +100,20 @@ OPTION_GROUPS = {
         ("--steps-per-epoch", "train.steps_per_epoch", int,
          "updates between validation and checkpoints"),
         ("--seed", "train.seed", int, "weights, training data, samples"),
-        ("--jit/--no-jit", "train.jit_compile", bool,
+    ],
+    "machine": [
+        ("--backend", "machine.backend",
+         click.Choice(config_lib.BACKENDS),
+         "sensor backend"),
+        ("--xla/--no-xla", "machine.xla", bool, "XLA-compile the sensor"),
+        ("--jit/--no-jit", "machine.jit_compile", bool,
          "XLA-compile the whole train step"),
-        ("--precision", "train.precision",
+        ("--precision", "machine.precision",
          click.Choice(config_lib.PRECISIONS),
          "matmuls of the glimpse network and core in float32, or bfloat16 "
          "(mixed_bfloat16; fast on CPUs with AVX512-BF16 or AMX); auto: "
          "bfloat16 where the CPU has those"),
-        ("--chains", "train.chains", click.IntRange(min=0),
+        ("--chains", "machine.chains", click.IntRange(min=0),
          "batch slices computed concurrently, one per group of cores "
          "(0: automatic, 2 on a multi-core CPU)"),
     ],
@@ -123,7 +125,7 @@ FIELD_OF = {
 
 
 class GroupedCommand(click.Command):
-    """Prints options in sections (glimpse / core / policy / ...)."""
+    """Prints options in sections (glimpse / core / ... / machine)."""
 
     def format_options(self, ctx, formatter):
         sections: dict[str, list] = {}

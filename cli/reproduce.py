@@ -129,7 +129,7 @@ def _train(chosen, runs_dir, results_dir, precision, chains, mnist_dir,
     if first is not None:
         # Before TensorFlow loads: the kernel library follows the precision.
         runtime.prepare_tensorflow(machine.get("precision",
-                                           first.train.precision))
+                                           first.machine.precision))
     from ram_tf import mnist
     from ram_tf import training
 
@@ -155,6 +155,6 @@ def _train(chosen, runs_dir, results_dir, precision, chains, mnist_dir,
 def _with_machine(experiment, machine):
     """The same row computed with other machine settings."""
     settings = dict(experiment.settings)
-    settings.update({f"train.{k}": v for k, v in machine.items()})
+    settings.update({f"machine.{k}": v for k, v in machine.items()})
     return dataclasses.replace(experiment,
                                settings=tuple(sorted(settings.items())))

@@ -45,7 +45,7 @@ def train(model_name, task, workdir, mnist_dir, data_dir, verbose,
     except config_lib.ConfigError as e:
         fail(str(e))
     workdir = workdir or os.path.join("runs", f"{model_name}_{task}")
-    runtime.prepare_tensorflow(cfg.train.precision)  # before TensorFlow loads
+    runtime.prepare_tensorflow(cfg.machine.precision)  # before TensorFlow loads
     from ram_tf import mnist
     from ram_tf import training
 
@@ -158,10 +158,10 @@ def data(task, split, count, out, mnist_dir, data_dir, **settings):
 @click.option("--steps", type=click.IntRange(1), default=20,
               help="updates per timed block")
 @click.option("--precision", type=click.Choice(config_lib.PRECISIONS),
-              default=None, help="train.precision of the timed model "
+              default=None, help="machine.precision of the timed model "
               "(exports are float32 either way) [default: the train default]")
 @click.option("--chains", type=click.IntRange(min=0), default=None,
-              help="train.chains of the timed model (0: automatic) "
+              help="machine.chains of the timed model (0: automatic) "
               "[default: the train default]")
 @click.option("--json", "as_json", is_flag=True, help="print JSON only")
 @mnist_option
@@ -173,10 +173,10 @@ def benchmark(model_name, task, batch_size, mc_samples, repeats, steps,
     try:
         cfg = config_lib.resolve(model_name, task, {
             "train.batch_size": batch_size, "train.mc_samples": mc_samples,
-            "train.precision": precision, "train.chains": chains})
+            "machine.precision": precision, "machine.chains": chains})
     except config_lib.ConfigError as e:
         fail(str(e))
-    runtime.prepare_tensorflow(cfg.train.precision)  # before TensorFlow loads
+    runtime.prepare_tensorflow(cfg.machine.precision)  # before TensorFlow loads
     from ram_tf import benchmark as bench
     from ram_tf import mnist
 

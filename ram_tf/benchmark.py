@@ -75,15 +75,15 @@ def matmul_gflops(repeats: int = 5, n: int = 2048, dtype=tf.float32,
 def run(config, *, repeats: int = 5, steps: int = 20,
         mnist_dir=None, data_dir=None) -> dict:
     """All figures for one config; see the module docstring."""
-    t = config.train
+    t, m = config.train, config.machine
     # Before the first op: it fixes TensorFlow's thread pools.
-    chains, note = runtime.configure_chains(t.chains)
+    chains, note = runtime.configure_chains(m.chains)
     rollouts = t.batch_size * t.mc_samples
     flops = model_flops(config)
     out = {"model": config.model, "task": config.task,
            "batch_size": t.batch_size, "mc_samples": t.mc_samples,
-           "precision": runtime.resolve_precision(t.precision),
-           "precision_setting": t.precision, "chains": chains,
+           "precision": runtime.resolve_precision(m.precision),
+           "precision_setting": m.precision, "chains": chains,
            "flops": flops,
            "repeats": repeats}
     if note:
@@ -96,7 +96,7 @@ def run(config, *, repeats: int = 5, steps: int = 20,
 
     model = build_model(config)
     model.chains = chains
-    model.compile(optimizer=make_optimizer(t), jit_compile=t.jit_compile)
+    model.compile(optimizer=make_optimizer(t), jit_compile=m.jit_compile)
     ds = datasets.train_dataset(config.data, t.batch_size, t.seed,
                                 mnist_dir=mnist_dir, data_dir=data_dir)
 

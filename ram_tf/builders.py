@@ -3,7 +3,7 @@
 `build_model(config)` builds RAM (`ram_tf.model`), DRAM and L-DRAM
 (`ram_tf.dram`) or the papers' baselines (`ram_tf.baselines`) on the
 task's image shape; `model_kwargs(config)` gives the attention models'
-constructor arguments, with train.precision resolved for this machine
+constructor arguments, with machine.precision resolved for this machine
 (`ram_tf.runtime.resolve_precision`).
 """
 
@@ -21,15 +21,16 @@ from ram_tf.model import RecurrentAttentionModel
 def model_kwargs(config) -> dict:
     """Constructor arguments of RAM / DRAM from an `ExperimentConfig`."""
     g, c, p, t = config.glimpse, config.core, config.policy, config.train
+    m = config.machine
     kwargs = dict(
         glimpse_size=g.size, num_scales=g.num_scales,
-        num_glimpses=g.num_glimpses, backend=g.backend, xla_sensor=g.xla,
+        num_glimpses=g.num_glimpses, backend=m.backend, xla_sensor=m.xla,
         glimpse_hidden=c.glimpse_hidden, location_hidden=c.location_hidden,
         glimpse_units=c.glimpse_units, core_units=c.core_units,
         std=p.std, initial_location=p.initial_location,
         reinforce_weight=p.reinforce_weight,
         gradient_scope=p.gradient_scope, mc_samples=t.mc_samples,
-        seed=t.seed, precision=runtime.resolve_precision(t.precision),
+        seed=t.seed, precision=runtime.resolve_precision(m.precision),
         name=config.model,
     )
     if c.core_layers == 2:

@@ -1,7 +1,11 @@
 """Experiment configuration: frozen dataclasses and task presets.
 
-A run is fully described by an `ExperimentConfig` (model name, task name and
-the five groups glimpse / core / policy / data / train). `resolve(model, task,
+A run is fully described by an `ExperimentConfig` (model name, task name,
+the five experiment groups glimpse / core / policy / data / train, and the
+`machine` group). The experiment groups say what is computed; `machine`
+(`MachineConfig`: sensor backend, XLA, precision, chains, jit_compile) says
+how this machine computes it, and may differ between machines and on resume
+(see `ram_tf.training`). `resolve(model, task,
 **overrides)` starts from the papers' defaults for that task and applies the
 overrides; `ram_tf.validation.validate` rejects impossible settings with a
 message that names the setting, the value received and what is allowed.
@@ -30,7 +34,7 @@ INITIAL_LOCATIONS = ("center", "random")  # policy.initial_location
 LABEL_MASKS = ("fixed", "per-batch")  # policy.label_mask
 # How a model computes: the glimpse network and core in float32 or bfloat16.
 COMPUTE_PRECISIONS = ("float32", "mixed_bfloat16")
-# train.precision: one of those, or "auto": bfloat16 where the CPU multiplies
+# machine.precision: one of those, or "auto": bfloat16 where the CPU multiplies
 # it natively (`ram_tf.runtime.resolve_precision`), else float32.
 PRECISIONS = ("auto",) + COMPUTE_PRECISIONS
 
@@ -47,19 +51,13 @@ class GlimpseConfig:
       size: side g of each square patch after resizing (pixels).
       num_scales: k patches of side g, 2g, 4g, ... around each location.
       num_glimpses: T, glimpses per image; the last core state is classified.
-      backend: "matmul" or "gather" (TFLite builtins, XLA) or
-        "extract_glimpse" (the `tf.image.extract_glimpse` reference; no XLA
-        kernel); see `ram_tf.glimpse`.
-      xla: XLA-compile the sensor on its own.
+
+    How the sensor is computed (backend, XLA) is in `MachineConfig`.
     """
 
     size: int = 12  # 12x12 for 60x60 canvases (Mnih et al. 2014, Sec. 4.1)
     num_scales: int = 3  # 12, 24, 48: the largest scale sees most of 60x60
     num_glimpses: int = 6  # the headline RAM-6 rows of Tables 1-2
-    # matmul: the fastest sensor in TensorFlow, XLA on the sensor alone
-    # rather than the whole step (docs/performance.md, "Design decisions").
-    backend: str = "matmul"
-    xla: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,17 +162,8 @@ class TrainConfig:
       clipnorm: global-norm gradient clipping.
       steps_per_epoch: updates between validation runs and checkpoints.
       seed: seeds weights, training placements and location samples.
-      jit_compile: XLA-compile the whole train step (not with extract_glimpse).
-      precision: "auto" (default), "float32", or "mixed_bfloat16" (the
-        glimpse network and the core compute in bfloat16 with float32
-        weights; oneDNN kernels, see `ram_tf.model`). "auto" is
-        mixed_bfloat16 on a CPU with AVX512-BF16 or AMX when TensorFlow
-        runs oneDNN, else float32 (`ram_tf.runtime.resolve_precision`);
-        exports are float32 either way.
-      chains: independent slices of each batch computed concurrently, one
-        per group of cores (`ram_tf.runtime.plan_chains`); 0 = automatic (2 on
-        a multi-core CPU). The same numbers for any count, to float
-        rounding.
+
+    Precision, chains and whole-step XLA are in `MachineConfig`.
     """
 
     steps: int = 60_000  # RAM in reference.md
@@ -187,9 +176,59 @@ class TrainConfig:
     clipnorm: float = 5.0
     steps_per_epoch: int = 1000  # a validation point every 1000 updates
     seed: int = 0
-    jit_compile: bool = False  # whole-step XLA measured slower on CPU
+
+
+@dataclasses.dataclass(frozen=True)
+class MachineConfig:
+    """How a machine computes an experiment, not which experiment it is.
+
+    Every setting here gives the same numbers to float rounding, so a run
+    may be trained, resumed or reproduced with other values (except
+    jit_compile on resume, see `ram_tf.training`); `results.json` records
+    what was used.
+
+    Attributes:
+      backend: glimpse sensor kernel: "matmul" or "gather" (TFLite
+        builtins, XLA) or "extract_glimpse" (the `tf.image.extract_glimpse`
+        reference; no XLA kernel); see `ram_tf.glimpse`.
+      xla: XLA-compile the sensor on its own.
+      precision: "auto" (default), "float32", or "mixed_bfloat16" (the
+        glimpse network and the core compute in bfloat16 with float32
+        weights; oneDNN kernels, see `ram_tf.model`). "auto" is
+        mixed_bfloat16 on a CPU with AVX512-BF16 or AMX when TensorFlow
+        runs oneDNN, else float32 (`ram_tf.runtime.resolve_precision`);
+        exports are float32 either way.
+      chains: independent slices of each batch computed concurrently, one
+        per group of cores (`ram_tf.runtime.plan_chains`); 0 = automatic (2
+        on a multi-core CPU). The same numbers for any count, to float
+        rounding.
+      jit_compile: XLA-compile the whole train step (not with
+        extract_glimpse).
+    """
+
+    # matmul: the fastest sensor in TensorFlow (docs/performance.md,
+    # "Design decisions"); all three give the same patches to float rounding.
+    backend: str = "matmul"
+    # XLA on the sensor alone rather than the whole step: measured faster.
+    xla: bool = True
+    # auto: bfloat16 only where the CPU multiplies it natively, so a run
+    # never pays for emulated bfloat16.
     precision: str = "auto"
+    # 0: automatic, so one config runs well on 2 cores and on 64.
     chains: int = 0
+    # Off: whole-step XLA measured slower on CPU than XLA on the sensor.
+    jit_compile: bool = False
+
+
+# Where the previous layout kept the machine settings: (group, field) ->
+# MachineConfig field. Old config.json files and override keys still load.
+LEGACY_MACHINE_FIELDS = {
+    ("glimpse", "backend"): "backend",
+    ("glimpse", "xla"): "xla",
+    ("train", "precision"): "precision",
+    ("train", "chains"): "chains",
+    ("train", "jit_compile"): "jit_compile",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,6 +240,7 @@ class ExperimentConfig:
     policy: PolicyConfig
     data: DataConfig
     train: TrainConfig
+    machine: MachineConfig = MachineConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -210,10 +250,19 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ExperimentConfig":
-        """Fields missing from `d` (older runs) take their defaults."""
+        """Fields missing from `d` (older runs) take their defaults.
+
+        Machine settings in their old places (glimpse.backend, glimpse.xla,
+        train.precision, train.chains, train.jit_compile) move to `machine`.
+        """
+        groups = {name: dict(d.get(name, {})) for name in GROUPS}
+        for (group, field), new in LEGACY_MACHINE_FIELDS.items():
+            if field in groups[group]:
+                value = groups[group].pop(field)
+                groups["machine"].setdefault(new, value)
         kwargs = {"model": d["model"], "task": d["task"]}
         for name, klass in GROUPS.items():
-            fields = dict(d.get(name, {}))
+            fields = groups[name]
             for key, value in fields.items():
                 if isinstance(value, list):  # JSON has no tuples
                     fields[key] = tuple(value)
@@ -232,7 +281,10 @@ GROUPS = {
     "policy": PolicyConfig,
     "data": DataConfig,
     "train": TrainConfig,
+    "machine": MachineConfig,
 }
+# The groups that say what is computed (all but "machine").
+EXPERIMENT_GROUPS = tuple(g for g in GROUPS if g != "machine")
 
 # Task presets: the canvas recipe and the glimpse settings the papers used.
 # 100x100 and larger canvases use 4 scales so the coarsest patch (12 * 8 = 96)
@@ -313,7 +365,9 @@ def resolve(
       model: one of `MODELS`.
       task: one of `TASKS`.
       overrides: {"group.field": value}, e.g. {"glimpse.num_scales": 2};
-        None values are ignored (unset CLI options).
+        None values are ignored (unset CLI options). The old keys of the
+        machine settings ("glimpse.backend", "train.precision", ...) mean
+        their "machine.*" keys.
 
     Raises:
       ConfigError: unknown model, task or field, or an impossible value.
@@ -334,6 +388,8 @@ def resolve(
         if value is None:
             continue
         group, _, field = key.partition(".")
+        if (group, field) in LEGACY_MACHINE_FIELDS:
+            group, field = "machine", LEGACY_MACHINE_FIELDS[group, field]
         known = ({f.name for f in dataclasses.fields(GROUPS[group])}
                  if group in GROUPS else set())
         if field not in known:

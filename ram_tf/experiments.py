@@ -7,9 +7,10 @@ settings that differ from their presets, the recipe's number of updates,
 and the figures it answers to. `ram-tf reproduce ID` trains exactly
 `Experiment.config()`; nothing else decides how a results row is made.
 
-Machine settings (`MACHINE_FIELDS`: the sensor backend, XLA, precision,
-rollout chains) say how a machine computes, not what is computed: a row may
-be trained with any of them, and `results.json` records what was used.
+Machine settings (the `machine` group, `ram_tf.config.MachineConfig`: the
+sensor backend, XLA, precision, rollout chains) say how a machine computes,
+not what is computed: a row may be trained with any of them, and
+`results.json` records what was used.
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ from typing import Any
 
 from ram_tf import config as config_lib
 
-# How a machine computes an experiment, not which experiment it is: the same
-# numbers to float rounding (see `ram_tf.training`, resume rules).
-MACHINE_FIELDS = frozenset({
-    ("glimpse", "backend"), ("glimpse", "xla"), ("train", "precision"),
-    ("train", "chains"), ("train", "jit_compile"),
-    ("train", "steps_per_epoch"),
-})
+# Not differences between a run and its row: the whole machine group (how a
+# machine computes, the same numbers to float rounding; see
+# `ram_tf.training`, resume rules), the validation and checkpoint cadence,
+# and the number of updates (a run is carried on to its budget).
+IGNORED_GROUPS = frozenset({"machine"})
+IGNORED_FIELDS = frozenset({("train", "steps_per_epoch"), ("train", "steps")})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,11 +212,10 @@ def differences(experiment: Experiment, saved: dict[str, Any]) -> list[str]:
     out = [f"{k}: {old.get(k)!r} != {new[k]!r}" for k in ("model", "task")
            if old.get(k) != new[k]]
     for group, fields in new.items():
-        if not isinstance(fields, dict):
+        if not isinstance(fields, dict) or group in IGNORED_GROUPS:
             continue
         for key, value in fields.items():
-            if (group, key) in MACHINE_FIELDS or (group, key) == (
-                    "train", "steps"):
+            if (group, key) in IGNORED_FIELDS:
                 continue
             if old[group][key] != value:
                 out.append(f"{group}.{key}: {old[group][key]!r} != "

@@ -385,8 +385,9 @@ def keras_from_export(path: str):
     # Computed as it was exported (`serving_model`): float32 unless the
     # version was exported with --precision mixed_bfloat16.
     precision = entry.get("precision", "float32")
-    model = build_model(dataclasses.replace(config, train=dataclasses.replace(
-        config.train, precision=precision)))
+    model = build_model(dataclasses.replace(
+        config, machine=dataclasses.replace(config.machine,
+                                            precision=precision)))
     use_export_sensor(model, precision)
     loaded = tf.saved_model.load(version)
     if len(loaded.variables) != len(model.variables):

@@ -49,7 +49,7 @@ from ram_tf.glimpse import GlimpseSensor
 from ram_tf.networks import positive_int
 from ram_tf.networks import positive_number
 
-# Values of `precision` (train.precision): see RecurrentAttentionModel.
+# Values of `precision` (machine.precision): see RecurrentAttentionModel.
 PRECISIONS = config_lib.COMPUTE_PRECISIONS
 
 INITIAL_LOCATIONS = config_lib.INITIAL_LOCATIONS

@@ -153,7 +153,9 @@ def _hardware(results: dict, config: dict) -> str:
              else f"{hw.get('cpu_count', '?')}-core {hw.get('machine', '')}"
              " CPU")
     precision = (results.get("precision")
-                 or config.get("train", {}).get("precision") or "float32")
+                 or config.get("machine", {}).get("precision")
+                 or config.get("train", {}).get("precision")  # old layout
+                 or "float32")
     if results.get("model") in ("fc", "cnn"):
         precision = "float32"  # the baselines always compute in float32
     return f"{where}, {'bf16' if 'bfloat16' in precision else 'fp32'}"

@@ -351,7 +351,7 @@ def trained_precision(workdir: str) -> tuple[str | None, str]:
 
     results.json and progress.json record what computed the training steps
     ("auto" resolved on the training machine); else config.json's
-    train.precision, which may still be "auto". (None, "") if none exist.
+    machine.precision, which may still be "auto". (None, "") if none exist.
     """
     for name in ("results.json", "progress.json"):
         path = os.path.join(workdir, name)
@@ -363,7 +363,9 @@ def trained_precision(workdir: str) -> tuple[str | None, str]:
     path = os.path.join(workdir, "config.json")
     if os.path.exists(path):
         with contextlib.suppress(RunDirError):
-            value = read_json(path).get("train", {}).get("precision")
+            saved = read_json(path)  # old layouts: in "train"
+            value = (saved.get("machine", {}).get("precision")
+                     or saved.get("train", {}).get("precision"))
             if value:
-                return value, f"train.precision={value!r} in config.json"
+                return value, f"machine.precision={value!r} in config.json"
     return None, ""

@@ -3,7 +3,7 @@ TensorFlow), the kernel library TensorFlow should load for a given matmul
 precision, its thread pools for a number of rollout chains, and what
 precision="auto" stands for here.
 
-Chains (`train.chains`, `RecurrentAttentionModel.rollouts`): c independent
+Chains (`machine.chains`, `RecurrentAttentionModel.rollouts`): c independent
 slices of a batch, each run by TensorFlow's inter-op threads with
 cores / c intra-op threads per op: on a multi-core CPU, two chains of one
 thread each keep the cores busier than one chain on all of them, while
@@ -100,7 +100,7 @@ def visible_gpus() -> int:
 
 
 def resolve_precision(setting: str) -> str:
-    """The precision train.precision `setting` stands for here.
+    """The precision machine.precision `setting` stands for here.
 
     "auto" is "mixed_bfloat16" when the CPU multiplies bfloat16 natively
     (AVX512-BF16 or AMX), TensorFlow runs oneDNN, the one kernel library
@@ -137,7 +137,7 @@ def prepare_tensorflow(precision: str) -> None:
         return
     if precision == "mixed_bfloat16" and not onednn_enabled():
         warnings.warn(
-            "train.precision='mixed_bfloat16' with TensorFlow's oneDNN "
+            "machine.precision='mixed_bfloat16' with TensorFlow's oneDNN "
             "kernels off: bfloat16 matmuls are emulated and slower than "
             "float32. Set TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow loads "
             "(the ram-tf CLI does this itself).", stacklevel=2)
@@ -152,7 +152,7 @@ def usable_cores() -> int:
 
 
 def plan_chains(setting: int, cores: int, gpus: int = 0) -> tuple[int, int]:
-    """(chains, intra-op threads per op) for train.chains = `setting`.
+    """(chains, intra-op threads per op) for machine.chains = `setting`.
 
     0 is automatic: 2 chains on a CPU with 2 or more cores and no GPU (a
     GPU runs one big batch better), else 1. One chain keeps TensorFlow's
@@ -185,7 +185,7 @@ def configure_chains(setting: int) -> tuple[int, str | None]:
         if setting == 0:
             return 1, (f"1 rollout chain: TensorFlow already started with "
                        f"{pool} per op; 2 chains need {threads} (set "
-                       "train.chains before TensorFlow runs its first op)")
+                       "machine.chains before TensorFlow runs its first op)")
         return chains, (f"{chains} rollout chains on {pool} per op instead "
                         f"of {threads}: slower than 1 chain; configure "
                         "chains before TensorFlow runs its first op")

@@ -81,19 +81,15 @@ def make_optimizer(train: config_lib.TrainConfig) -> keras.optimizers.Adam:
 
 # Settings a resumed run may change: the total steps and the epoch length
 # (the schedule, the data stream and the location draws follow the update
-# count; validation draws nothing), and how the glimpse sensor is
-# computed, which gives the same numbers to float rounding (backends, the
-# sensor's own XLA), and the matmul precision (bfloat16 operands round each
-# product to 8 significant bits; a run may carry on in float32 on a CPU
-# without bfloat16 units), and the rollout chains (the same draws, only
-# the gradient's summation order differs). Not train.jit_compile: under
-# XLA the policy's random draws come from another generator algorithm.
-_MAY_CHANGE_ON_RESUME = {("train", "steps"), ("train", "steps_per_epoch"),
-                         ("glimpse", "backend"), ("glimpse", "xla"),
-                         ("train", "precision"), ("train", "chains")}
-# Of those, the ones that change how the numbers are computed.
-_ROUNDING_ONLY = _MAY_CHANGE_ON_RESUME - {("train", "steps"),
-                                          ("train", "steps_per_epoch")}
+# count; validation draws nothing), and the machine group, which gives the
+# same numbers to float rounding: the sensor backend and its own XLA, the
+# matmul precision (bfloat16 operands round each product to 8 significant
+# bits; a run may carry on in float32 on a CPU without bfloat16 units) and
+# the rollout chains (the same draws, only the gradient's summation order
+# differs). Not machine.jit_compile: under XLA the policy's random draws
+# come from another generator algorithm.
+_MAY_CHANGE_ON_RESUME = {("train", "steps"), ("train", "steps_per_epoch")}
+_FIXED_ON_RESUME = {("machine", "jit_compile")}
 
 
 def _check_same_run(workdir: str, config: config_lib.ExperimentConfig):
@@ -119,6 +115,7 @@ def _check_same_run(workdir: str, config: config_lib.ExperimentConfig):
         for g, fields in new.items() if isinstance(fields, dict)
         for k, v in fields.items() if old.get(g, {}).get(k) != v
         and (g, k) not in _MAY_CHANGE_ON_RESUME
+        and (g != "machine" or (g, k) in _FIXED_ON_RESUME)
     ] + [f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in ("model", "task")
          if old.get(k) != new[k]]
     if diffs:
@@ -126,8 +123,9 @@ def _check_same_run(workdir: str, config: config_lib.ExperimentConfig):
             f"{workdir} holds a run with other settings ({'; '.join(diffs)});"
             " resume it with the same settings or choose another --workdir"
         )
-    return [f"{g}.{k}: {old[g][k]!r} -> {new[g][k]!r}"
-            for g, k in sorted(_ROUNDING_ONLY) if old[g][k] != new[g][k]]
+    # What changes how the numbers are computed: the machine settings.
+    return [f"machine.{k}: {v!r} -> {new['machine'][k]!r}"
+            for k, v in old["machine"].items() if v != new["machine"][k]]
 
 
 def versions() -> dict[str, str]:
@@ -189,10 +187,10 @@ def _train_locked(config, workdir, verbose, evaluate_test, data_kwargs,
         logger.info("%s: resuming with %s (the same numbers to float "
                     "rounding)", workdir, "; ".join(changed))
     rundir.clean_leftovers(workdir)
-    t = config.train
-    runtime.prepare_tensorflow(t.precision)  # warns if bf16 would be emulated
+    t, m = config.train, config.machine
+    runtime.prepare_tensorflow(m.precision)  # warns if bf16 would be emulated
     # Before TensorFlow's first op, which fixes its thread pools.
-    chains, note = runtime.configure_chains(t.chains)
+    chains, note = runtime.configure_chains(m.chains)
     if note:
         logger.info(note)
     keras.utils.set_random_seed(t.seed)
@@ -209,10 +207,10 @@ def _train_locked(config, workdir, verbose, evaluate_test, data_kwargs,
     logger.info("%s on %s: %s parameters, %d rollout chain%s, %s%s",
                 config.model, config.task, f"{model.count_params():,}",
                 chains, "s" if chains > 1 else "", precision,
-                " (auto)" if t.precision == "auto" else "")
+                " (auto)" if m.precision == "auto" else "")
     optimizer = make_optimizer(t)
     optimizer.build(model.trainable_variables)
-    model.compile(optimizer=optimizer, jit_compile=t.jit_compile)
+    model.compile(optimizer=optimizer, jit_compile=m.jit_compile)
 
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False)
     extra = {}
@@ -267,7 +265,7 @@ def _train_locked(config, workdir, verbose, evaluate_test, data_kwargs,
         "train_seconds": rundir.read_json(progress_path)["train_seconds"],
         "hardware": hardware(), "versions": versions(),
         "parameters": int(model.count_params()), "chains": chains,
-        # What computed the last stretch of training (train.precision may
+        # What computed the last stretch of training (machine.precision may
         # be "auto", or changed on resume).
         "precision": precision,
     }
@@ -365,7 +363,7 @@ def load_run(workdir: str, precision: str | None = None):
     """(config, model with final or latest weights) of a run directory.
 
     Args:
-      precision: build the model in this train.precision instead of the
+      precision: build the model in this machine.precision instead of the
         config's (`rundir.trained_precision` gives the one it trained in).
 
     An unreadable model.weights.h5 (a write cut short by older versions)
@@ -376,8 +374,8 @@ def load_run(workdir: str, precision: str | None = None):
         raise RunDirError(f"{workdir} is not a run directory (no config.json)")
     config = config_lib.ExperimentConfig.from_dict(rundir.read_json(path))
     if precision is not None:
-        config = dataclasses.replace(config, train=dataclasses.replace(
-            config.train, precision=precision))
+        config = dataclasses.replace(config, machine=dataclasses.replace(
+            config.machine, precision=precision))
     model = build_model(config)
     weights = os.path.join(workdir, "model.weights.h5")
     problem = "has no weights or checkpoints yet"

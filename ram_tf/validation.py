@@ -21,12 +21,13 @@ from ram_tf.config import ExperimentConfig
 
 def validate(config: ExperimentConfig) -> None:
     """Raise `ConfigError` naming the first impossible setting."""
-    g, d, p, t, c = (
+    g, d, p, t, c, m = (
         config.glimpse,
         config.data,
         config.policy,
         config.train,
         config.core,
+        config.machine,
     )
 
     def need(ok: bool, name: str, value: Any, allowed: str) -> None:
@@ -48,7 +49,7 @@ def validate(config: ExperimentConfig) -> None:
     need(g.num_scales >= 1, "glimpse.num_scales", g.num_scales, "must be >= 1")
     need(g.num_glimpses >= 1, "glimpse.num_glimpses", g.num_glimpses,
          "must be >= 1")
-    need(g.backend in BACKENDS, "glimpse.backend", g.backend,
+    need(m.backend in BACKENDS, "machine.backend", m.backend,
          "allowed: " + ", ".join(BACKENDS))
     for name in ("glimpse_hidden", "location_hidden", "glimpse_units",
                  "core_units"):
@@ -102,15 +103,15 @@ def validate(config: ExperimentConfig) -> None:
          "must be > 0 (the largest global gradient norm)")
     need(0 < p.location_loss_decay <= 1, "policy.location_loss_decay",
          p.location_loss_decay, "a factor in (0, 1] per decay period")
-    need(isinstance(t.chains, int) and t.chains >= 0, "train.chains",
-         t.chains, "an integer >= 0 (0: automatic)")
-    need(t.precision in PRECISIONS, "train.precision", t.precision,
+    need(isinstance(m.chains, int) and m.chains >= 0, "machine.chains",
+         m.chains, "an integer >= 0 (0: automatic)")
+    need(m.precision in PRECISIONS, "machine.precision", m.precision,
          "allowed: " + ", ".join(PRECISIONS))
     need(t.steps_per_epoch >= 1, "train.steps_per_epoch", t.steps_per_epoch,
          "must be >= 1")
-    need(not (g.xla and g.backend == "extract_glimpse"), "glimpse.xla", g.xla,
+    need(not (m.xla and m.backend == "extract_glimpse"), "machine.xla", m.xla,
          "extract_glimpse has no XLA kernel; use the matmul backend or "
          "turn xla off")
-    need(not (t.jit_compile and g.backend == "extract_glimpse"),
-         "train.jit_compile", t.jit_compile,
+    need(not (m.jit_compile and m.backend == "extract_glimpse"),
+         "machine.jit_compile", m.jit_compile,
          "extract_glimpse has no XLA kernel; use --no-jit or backend matmul")

@@ -130,6 +130,6 @@ def test_configure_chains_after_the_first_op_says_what_it_did():
 
 
 def test_chains_are_validated():
-    with pytest.raises(config_lib.ConfigError, match="train.chains"):
-        config_lib.resolve("ram", "mnist28", {"train.chains": -1})
-    assert config_lib.resolve("ram", "mnist28").train.chains == 0
+    with pytest.raises(config_lib.ConfigError, match="machine.chains"):
+        config_lib.resolve("ram", "mnist28", {"machine.chains": -1})
+    assert config_lib.resolve("ram", "mnist28").machine.chains == 0

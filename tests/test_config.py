@@ -1,5 +1,9 @@
 """Presets, overrides, validation and the JSON round trip."""
 
+import glob
+import json
+import os
+
 import pytest
 
 from ram_tf import config as config_lib
@@ -31,9 +35,71 @@ def test_overrides_apply_and_json_round_trips():
     ({"glimpse.size": 0}, "glimpse.size"),
     ({"data.canvas_size": 20}, "data.canvas_size"),
     ({"train.mc_samples": 0}, "train.mc_samples"),
-    ({"glimpse.backend": "extract_glimpse"}, "glimpse.xla"),
+    ({"machine.backend": "extract_glimpse"}, "machine.xla"),
     ({"glimpse.wings": 2}, "unknown setting"),
 ])
 def test_impossible_settings_are_refused(overrides, match):
     with pytest.raises(config_lib.ConfigError, match=match):
         config_lib.resolve("ram", "translated60", overrides)
+
+
+# config.json files of the layout before the machine group: the machine
+# settings inside glimpse and train.
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OLD_LAYOUT = sorted(
+    glob.glob(os.path.join(_REPO, "results", "*", "config.json"))
+    + glob.glob(os.path.join(_REPO, "results", "studies", "*",
+                             "config.json")))
+_OLD_PLACES = {("glimpse", "backend"): "backend", ("glimpse", "xla"): "xla",
+               ("train", "precision"): "precision",
+               ("train", "chains"): "chains",
+               ("train", "jit_compile"): "jit_compile"}
+
+
+@pytest.mark.parametrize("path", OLD_LAYOUT,
+                         ids=lambda p: os.path.relpath(p, _REPO))
+def test_old_layout_config_json_loads_into_machine(path):
+    with open(path) as f:
+        saved = json.load(f)
+    assert "machine" not in saved and "backend" in saved["glimpse"]
+    cfg = config_lib.ExperimentConfig.from_dict(saved)
+    for (group, field), name in _OLD_PLACES.items():
+        default = getattr(config_lib.MachineConfig(), name)
+        assert getattr(cfg.machine, name) == saved[group].get(field, default)
+    new = cfg.to_dict()
+    assert "backend" not in new["glimpse"] and "chains" not in new["train"]
+    for group in config_lib.EXPERIMENT_GROUPS:  # nothing else moved
+        for key, value in new[group].items():
+            expected = saved[group].get(key, value)
+            assert value == (tuple(expected) if isinstance(expected, list)
+                             else expected), (group, key)
+    assert config_lib.ExperimentConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_old_layout_rows_are_their_registry_rows():
+    from ram_tf import experiments
+
+    checked = 0
+    for path in OLD_LAYOUT:
+        row = os.path.basename(os.path.dirname(path))
+        if row in experiments.BY_ID:
+            with open(path) as f:
+                assert experiments.differences(
+                    experiments.get(row), json.load(f)) == [], row
+            checked += 1
+    assert checked >= 1
+
+
+def test_old_override_keys_mean_the_machine_keys():
+    old = config_lib.resolve("ram", "mnist28", {
+        "glimpse.backend": "gather", "glimpse.xla": False,
+        "train.precision": "float32", "train.chains": 3,
+        "train.jit_compile": True})
+    new = config_lib.resolve("ram", "mnist28", {
+        "machine.backend": "gather", "machine.xla": False,
+        "machine.precision": "float32", "machine.chains": 3,
+        "machine.jit_compile": True})
+    assert old == new and new.machine == config_lib.MachineConfig(
+        "gather", False, "float32", 3, True)
+    with pytest.raises(config_lib.ConfigError, match="machine.precision"):
+        config_lib.resolve("ram", "mnist28", {"train.precision": "fp16"})

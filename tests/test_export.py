@@ -23,7 +23,7 @@ TINY = {
     # The Keras references below compute as the default export does; with
     # "auto" they would follow the machine (bfloat16 on AVX512-BF16 CPUs
     # when TensorFlow loaded with oneDNN before ram_tf, as in this file).
-    "train.precision": "float32",
+    "machine.precision": "float32",
 }
 
 

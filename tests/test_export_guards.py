@@ -16,7 +16,7 @@ TINY = {
     "core.location_hidden": 8, "core.glimpse_units": 8,
     "core.core_units": 8, "train.batch_size": 4, "train.mc_samples": 2,
     "train.steps": 1, "train.steps_per_epoch": 1,
-    "train.precision": "float32",
+    "machine.precision": "float32",
 }
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = os.path.join(REPO, "exported_models")

@@ -238,7 +238,7 @@ RAM_CHECKPOINT_VARIABLES = [
 
 def test_checkpoint_variables_keep_their_names_and_order(tmp_path):
     cfg = config_lib.resolve("ram", "cluttered60",
-                             {"train.precision": "float32"})
+                             {"machine.precision": "float32"})
     model = build_model(cfg)
     shapes = [tuple(v.shape) for v in model.trainable_variables]
     assert shapes == [s for _, s in RAM_CHECKPOINT_VARIABLES]

@@ -91,7 +91,7 @@ TINY = {"glimpse.num_glimpses": 3, "core.glimpse_hidden": 8,
 @pytest.mark.parametrize("model_name", ["ram", "dram"])
 def test_mixed_bfloat16_model_is_the_float32_model_to_rounding(model_name):
     configs = [config_lib.resolve(model_name, "mnist28",
-                                  {**TINY, "train.precision": p})
+                                  {**TINY, "machine.precision": p})
                for p in ("float32", "mixed_bfloat16")]
     fp32, bf16 = (build_model(c) for c in configs)
     bf16.set_weights(fp32.get_weights())
@@ -118,16 +118,16 @@ def test_mixed_bfloat16_model_is_the_float32_model_to_rounding(model_name):
 
 
 def test_precision_is_validated():
-    with pytest.raises(config_lib.ConfigError, match="train.precision.*"
+    with pytest.raises(config_lib.ConfigError, match="machine.precision.*"
                        "allowed: auto, float32, mixed_bfloat16"):
-        config_lib.resolve("ram", "mnist28", {"train.precision": "fp16"})
+        config_lib.resolve("ram", "mnist28", {"machine.precision": "fp16"})
 
 
 def test_export_of_a_bf16_run_computes_in_float32():
     from ram_tf import export
 
     config = config_lib.resolve("ram", "mnist28",
-                                {**TINY, "train.precision": "mixed_bfloat16"})
+                                {**TINY, "machine.precision": "mixed_bfloat16"})
     model = build_model(config)
     model.input_hwc = (28, 28, 1)
     served = export.serving_model(model, "saved_model")
@@ -187,7 +187,7 @@ def test_auto_precision_is_bf16_only_with_native_units_and_onednn():
 
 def test_auto_is_the_default_and_builds_what_it_resolves_to(monkeypatch):
     config = config_lib.resolve("ram", "mnist28", TINY)
-    assert config.train.precision == "auto"
+    assert config.machine.precision == "auto"
     for native, onednn, gpus, dtype in ((True, True, 0, "bfloat16"),
                                         (True, False, 0, "float32"),
                                         (False, True, 0, "float32"),
@@ -234,7 +234,7 @@ def test_cli_trains_in_bf16_and_resumes_in_float32(mnist_dir, cache_dir,
     assert first.exit_code == 0, first.output
     with open(os.path.join(workdir, "config.json")) as f:
         config = json.load(f)
-    assert config["train"]["precision"] == "mixed_bfloat16"
+    assert config["machine"]["precision"] == "mixed_bfloat16"
     again = runner.invoke(cli, args + ["--steps", "4", "--precision",
                                        "float32"])
     assert again.exit_code == 0, again.output

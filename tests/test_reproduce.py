@@ -116,8 +116,8 @@ def test_status_of_missing_partial_training_done_and_other_settings(
     e = registry.get("ram6-cluttered60")
     results, runs = str(tmp_path / "results"), str(tmp_path / "runs")
     assert repro.status(e, runs, results).state == "missing"
-    _write_row(results, e, 30_000, **{"glimpse.backend": "gather",
-                                      "train.precision": "float32"})
+    _write_row(results, e, 30_000, **{"machine.backend": "gather",
+                                      "machine.precision": "float32"})
     st = repro.status(e, runs, results)
     # Machine settings and the update count are not other settings.
     assert (st.state, st.updates) == ("partial", 30_000)

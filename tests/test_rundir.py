@@ -20,7 +20,7 @@ TINY = {
     "glimpse.num_glimpses": 3, "core.glimpse_hidden": 8,
     "core.location_hidden": 8, "core.glimpse_units": 16,
     "core.core_units": 16, "train.batch_size": 8, "train.mc_samples": 2,
-    "train.steps_per_epoch": 3, "train.precision": "float32",
+    "train.steps_per_epoch": 3, "machine.precision": "float32",
 }
 # The same settings as command-line flags.
 TINY_FLAGS = ["--task", "mnist28", "--num-glimpses", "3", "--glimpse-hidden",
@@ -293,7 +293,7 @@ def test_evaluate_uses_the_precision_the_run_trained_with(finished_run):
     # must not fall back to this process's resolution of "auto".
     config_path = os.path.join(finished_run, "config.json")
     saved = _json(config_path)
-    saved["train"]["precision"] = "auto"
+    saved["machine"]["precision"] = "auto"
     rundir.write_json(config_path, saved)
     results_path = os.path.join(finished_run, "results.json")
     rundir.write_json(results_path, {**_json(results_path),

@@ -23,7 +23,7 @@ TINY = {
     "core.location_hidden": 8, "core.glimpse_units": 8,
     "core.core_units": 8, "train.batch_size": 4, "train.mc_samples": 2,
     "train.steps": 1, "train.steps_per_epoch": 1,
-    "train.precision": "float32",
+    "machine.precision": "float32",
 }
 SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))), "exported_models", "ram_translated60")

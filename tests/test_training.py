@@ -106,17 +106,45 @@ def test_a_dram_run_older_than_gradient_scope_is_not_resumed(tmp_path):
             verbose=0, evaluate_test=False)
 
 
+def _old_layout(config):
+    """`config` as config.json was written before the machine group."""
+    saved = config.to_dict()
+    m = saved.pop("machine")
+    saved["glimpse"].update(backend=m["backend"], xla=m["xla"])
+    saved["train"].update(precision=m["precision"], chains=m["chains"],
+                          jit_compile=m["jit_compile"])
+    return saved
+
+
+def test_a_run_dir_of_the_old_layout_resumes(tmp_path):
+    workdir = tmp_path / "old"
+    workdir.mkdir()
+    path = workdir / "config.json"
+    path.write_text(json.dumps(_old_layout(tiny(3))))
+    assert training._check_same_run(str(workdir), tiny(6)) == []
+    # Machine settings may still change; whole-step XLA may not.
+    changed = tiny(6, **{"train.precision": "float32", "train.chains": 2})
+    assert training._check_same_run(str(workdir), changed) == [
+        "machine.precision: 'auto' -> 'float32'", "machine.chains: 0 -> 2"]
+    with pytest.raises(training.RunDirError, match="machine.jit_compile"):
+        training._check_same_run(
+            str(workdir), tiny(6, **{"machine.jit_compile": True}))
+    with pytest.raises(training.RunDirError, match="policy.std"):
+        training._check_same_run(str(workdir),
+                                 tiny(6, **{"policy.std": 0.2}))
+
+
 def test_resuming_may_change_how_the_step_is_computed(
         mnist_dir, cache_dir, tmp_path, caplog):
     # A run started with the gather sensor resumes under the matmul
     # default (the same windows, summed in another order).
     workdir = str(tmp_path / "run")
-    training.train_and_evaluate(tiny(3, **{"glimpse.backend": "gather"}),
+    training.train_and_evaluate(tiny(3, **{"machine.backend": "gather"}),
                                 workdir, verbose=0, evaluate_test=False)
     with caplog.at_level(logging.INFO, logger="ram_tf"):
-        training.train_and_evaluate(tiny(6, **{"glimpse.backend": "matmul"}),
+        training.train_and_evaluate(tiny(6, **{"machine.backend": "matmul"}),
                                     workdir, verbose=0, evaluate_test=False)
-    assert "glimpse.backend: 'gather' -> 'matmul'" in caplog.text
+    assert "machine.backend: 'gather' -> 'matmul'" in caplog.text
     with open(os.path.join(workdir, "log.csv")) as f:
         assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "1"]
 
@@ -199,7 +227,7 @@ def test_hardware_reads_the_cpu_model_and_flags(monkeypatch, tmp_path):
 # -- the update count is the resume point ----------------------------------
 
 def tiny32(steps, **extra):
-    return tiny(steps, **{"train.precision": "float32", **extra})
+    return tiny(steps, **{"machine.precision": "float32", **extra})
 
 
 def _log_updates(workdir):
