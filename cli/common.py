@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import errno
 import json
+import logging
 import os
 import re
 import sys
@@ -387,3 +388,20 @@ mnist_option = click.option(
          "default: TFDS downloads [env RAM_TF_MNIST_DIR]")
 data_dir_option = click.option("--data-dir", default=None,
                                 help="tensorflow-datasets data dir")
+
+
+class _Echo(logging.Handler):
+    """The library's notes (logger `ram_tf`) as plain lines; warnings on
+    stderr."""
+
+    def emit(self, record):
+        click.echo(self.format(record),
+                   err=record.levelno >= logging.WARNING)
+
+
+def echo_library_messages() -> None:
+    """Show the library's logger `ram_tf` (INFO and up) on the terminal."""
+    logger = logging.getLogger("ram_tf")
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(h, _Echo) for h in logger.handlers):
+        logger.addHandler(_Echo())

@@ -12,6 +12,7 @@ from ram_tf import experiments as registry
 from ram_tf import reproduce as repro
 from ram_tf import runtime
 from ram_tf_cli.common import data_dir_option
+from ram_tf_cli.common import echo_library_messages
 from ram_tf_cli.common import fail
 from ram_tf_cli.common import mnist_option
 from ram_tf_cli.common import quiet_tensorflow
@@ -59,6 +60,15 @@ def reproduce(ids, run_all, show_list, show_table, readme, runs_dir,
              "(ids: " + ", ".join(registry.BY_ID) + ")")
     if readme and not show_table:
         fail("--readme goes with --table")
+    try:
+        _run(ids, run_all, show_list, show_table, readme, runs_dir,
+             results_dir, precision, chains, mnist_dir, data_dir, verbose)
+    except repro.DamagedRowError as e:
+        fail(str(e))
+
+
+def _run(ids, run_all, show_list, show_table, readme, runs_dir, results_dir,
+         precision, chains, mnist_dir, data_dir, verbose):
     if show_list:
         _list(runs_dir, results_dir)
         return
@@ -84,7 +94,7 @@ def _list(runs_dir, results_dir):
                f"{'M=10':>6} {'det.':>6} {'target':>6}")
     for e in registry.EXPERIMENTS:
         st = repro.status(e, runs_dir, results_dir)
-        r = st.results if st.state != "mismatch" else None
+        r = st.results if st.state in ("done", "partial") else None
         mc = f"{r['test_error_mc']:.2f}" if r else "-"
         det = f"{r['test_error_deterministic']:.2f}" if r else "-"
         if e.model in ("fc", "cnn"):
@@ -123,6 +133,7 @@ def _table(results_dir, readme):
 def _train(chosen, runs_dir, results_dir, precision, chains, mnist_dir,
            data_dir, verbose):
     quiet_tensorflow()
+    echo_library_messages()
     machine = {k: v for k, v in (("precision", precision),
                                  ("chains", chains)) if v is not None}
     first = chosen[0].config() if chosen else None
@@ -145,6 +156,12 @@ def _train(chosen, runs_dir, results_dir, precision, chains, mnist_dir,
                                       verbose=verbose)
         except (mnist.MnistNotFoundError, training.RunDirError) as e:
             fail(str(e))
+        except training.TrainingDiverged as e:
+            # A registry row's settings are fixed: the advice differs.
+            fail(f"{experiment.id}: {e.what} A "
+                 "registry row trains with the papers' settings: check the "
+                 "data and the machine settings (--precision), then run the "
+                 "same command again to resume from that checkpoint")
         click.echo(
             f"{experiment.id}: {results['updates']:,} updates, test error "
             f"{results['test_error_mc']:.2f}% M={results['mc_samples']}, "

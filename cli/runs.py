@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 
 import click
@@ -14,6 +13,7 @@ from ram_tf_cli.common import FIELD_OF
 from ram_tf_cli.common import GroupedCommand
 from ram_tf_cli.common import OutputPath
 from ram_tf_cli.common import data_dir_option
+from ram_tf_cli.common import echo_library_messages
 from ram_tf_cli.common import fail
 from ram_tf_cli.common import grouped_options
 from ram_tf_cli.common import mnist_option
@@ -50,7 +50,7 @@ def train(model_name, task, workdir, mnist_dir, data_dir, verbose,
     from ram_tf import training
 
     click.echo(f"run directory {workdir}")
-    _echo_library_messages()
+    echo_library_messages()
     try:
         results = training.train_and_evaluate(
             cfg, workdir, mnist_dir=mnist_dir, data_dir=data_dir,
@@ -62,22 +62,6 @@ def train(model_name, task, workdir, mnist_dir, data_dir, verbose,
         f"{workdir}: {results['updates']} updates, test error "
         f"{results['test_error_deterministic']:.2f}% deterministic, "
         f"{results['test_error_mc']:.2f}% with M={results['mc_samples']}")
-
-
-class _Echo(logging.Handler):
-    """The library's notes (logger `ram_tf`) as plain lines; warnings on
-    stderr."""
-
-    def emit(self, record):
-        click.echo(self.format(record),
-                   err=record.levelno >= logging.WARNING)
-
-
-def _echo_library_messages() -> None:
-    logger = logging.getLogger("ram_tf")
-    logger.setLevel(logging.INFO)
-    if not any(isinstance(h, _Echo) for h in logger.handlers):
-        logger.addHandler(_Echo())
 
 
 @click.command()
@@ -97,7 +81,7 @@ def evaluate(workdir, mnist_dir, data_dir, split):
     from ram_tf import mnist
     from ram_tf import training
 
-    _echo_library_messages()
+    echo_library_messages()
     try:
         cfg, model = training.load_run(workdir, precision=precision)
         used = model.get_config().get("precision", "float32")

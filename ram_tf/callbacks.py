@@ -19,7 +19,16 @@ from ram_tf import rundir
 
 class TrainingDiverged(RuntimeError):
     """The loss or a weight stopped being finite; nothing of the epoch it
-    happened in was saved."""
+    happened in was saved.
+
+    Attributes:
+      what: what happened and what was kept.
+      advice: what a user who chose the settings can change.
+    """
+
+    def __init__(self, what: str, advice: str = ""):
+        super().__init__(f"{what} {advice}".strip())
+        self.what, self.advice = what, advice
 
 
 class UpdateGuard(keras.callbacks.Callback):
@@ -41,8 +50,8 @@ class UpdateGuard(keras.callbacks.Callback):
         t = self.train
         raise TrainingDiverged(
             f"training diverged at update {self.start + self.seen}: {what}. "
-            f"Nothing of this epoch was saved; {kept}. Lower "
-            f"train.learning_rate (now {t.learning_rate:g}) or "
+            f"Nothing of this epoch was saved; {kept}.",
+            f"Lower train.learning_rate (now {t.learning_rate:g}) or "
             f"train.clipnorm (now {t.clipnorm:g}) and train in another "
             "--workdir")
 

@@ -277,7 +277,12 @@ def export_run(workdir: str, *, out: str = DEFAULT_OUT,
     manifest = manifest_lib.read(base)
     if fmt == "saved_model":
         existing = manifest_lib.versions(base)
-        key = str(version or (existing[-1] + 1 if existing else 1))
+        if version is not None and (isinstance(version, bool) or not
+                                    isinstance(version, int) or version < 1):
+            raise ExportError(f"version={version!r}; expected an integer "
+                              ">= 1 (TF Serving's version folders)")
+        key = str(version if version is not None
+                  else (existing[-1] + 1 if existing else 1))
     else:
         key = f"model_{'fp32' if quantize == 'none' else quantize}.tflite"
     manifest_lib.check_target(base, manifest, task=config.task,

@@ -194,6 +194,13 @@ def _describe(content: str) -> str:
 # -- leftovers ----------------------------------------------------------------
 
 
+# The temp names of the files a run writes atomically (`atomic_output`).
+_RUN_TEMPS = frozenset(
+    [f"{name}.tmp" for name in ("config.json", "progress.json",
+                                "results.json", "log.csv")]
+    + ["model.tmp.weights.h5"])
+
+
 def clean_leftovers(workdir: str) -> list[str]:
     """Remove temp files and folders an interrupted run left behind.
 
@@ -203,7 +210,9 @@ def clean_leftovers(workdir: str) -> list[str]:
     removed = []
     ckpt_dir = os.path.join(workdir, "checkpoints")
     for folder, stale in (
-            (workdir, lambda n: n.endswith((".tmp", ".tmp.weights.h5"))),
+            # Only the temps of files a run writes: a work dir may be a
+            # folder that holds other things too.
+            (workdir, lambda n: n in _RUN_TEMPS),
             # TensorFlow writes ckpt-N_temp/ then merges it; its state file
             # goes through checkpoint.tmp<hex>.
             (ckpt_dir, lambda n: "_temp" in n or ".tmp" in n)):

@@ -231,6 +231,13 @@ def _train_locked(config, workdir, verbose, evaluate_test, data_kwargs,
     if restored:
         logger.info("%s: resuming at update %d of %d (%s)", workdir, done,
                     t.steps, os.path.basename(restored))
+    finished = _finished_results(workdir, done, evaluate_test)
+    if done == t.steps and finished is not None:
+        # Scoring again here would record this machine's hardware and
+        # precision as if they had trained the run: keep what it recorded.
+        logger.info("%s: finished at %d updates; its results.json is kept "
+                    "(ram-tf evaluate re-scores a run)", workdir, done)
+        return finished
     rundir.write_json(os.path.join(workdir, "config.json"), config.to_dict())
     manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=2)
     epochs_done = int(epoch_var.numpy())
@@ -273,6 +280,19 @@ def _train_locked(config, workdir, verbose, evaluate_test, data_kwargs,
         results.update(score(model, config, cache_dir=cache_dir,
                              **data_kwargs))
     rundir.write_json(os.path.join(workdir, "results.json"), results)
+    return results
+
+
+def _finished_results(workdir, done, evaluate_test):
+    """The results.json of a run finished at `done` updates, else None."""
+    path = os.path.join(workdir, "results.json")
+    if not (os.path.exists(path) and os.path.exists(
+            os.path.join(workdir, "model.weights.h5"))):
+        return None
+    results = rundir.read_json(path)
+    if results.get("updates") != done or (
+            evaluate_test and "test_error_mc" not in results):
+        return None
     return results
 
 

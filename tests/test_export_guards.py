@@ -201,3 +201,11 @@ def test_leftovers_of_killed_exports_are_cleaned_not_live_ones(
     # The killed export's and the old-style folder go; a folder another
     # live process is writing stays.
     assert left == [f".staging-{os.getpid()}-live"]
+
+
+def test_version_zero_or_negative_is_refused(run, tmp_path):
+    for bad in (0, -1):
+        with pytest.raises(export.ExportError, match="expected an integer"):
+            export.export_run(run, out=str(tmp_path), version=bad,
+                              score=False)
+    assert not os.path.exists(tmp_path / "ram_mnist28" / "0")

@@ -214,16 +214,18 @@ def test_reproduce_trains_copies_the_row_and_resumes(
     listing = CliRunner().invoke(cli, ["reproduce", "--list", "--runs",
                                        runs, "--results", results])
     assert e.id in listing.output and "done" in listing.output
-    # --all has nothing left to train; the same id again only re-scores.
+    # --all has nothing left to train; the same id again keeps the row's
+    # results as they were measured (no re-scoring on another machine).
     result = CliRunner().invoke(cli, ["reproduce", "--all", "--runs", runs,
                                       "--results", results, "--verbose",
                                       "0"])
+    assert result.exit_code == 0, result.output
     assert "0 rows to train" in result.output
     result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
     with open(os.path.join(row, "results.json")) as f:
         again = json.load(f)
-    assert again["updates"] == 4
-    assert again["test_error_mc"] == first["test_error_mc"]
+    assert again == first
 
 
 def test_an_interrupted_row_continues_where_it_stopped(
@@ -246,3 +248,15 @@ def test_an_interrupted_row_continues_where_it_stopped(
         updates = [int(float(r["updates"])) for r in csv.DictReader(f)]
     assert updates == [2, 4]  # the first epoch was not trained again
     assert repro.status(e, runs, results).state == "done"
+
+
+def test_a_row_with_results_but_no_config_is_named_not_a_traceback(
+        tmp_path):
+    e = registry.get("ram8-cluttered60")
+    results = tmp_path / "results"
+    _write_row(str(results), e, 60_000)
+    os.remove(results / e.id / "config.json")
+    result = CliRunner().invoke(cli, ["reproduce", "--list", "--results",
+                                      str(results)])
+    assert result.exit_code == 2
+    assert f"{e.id} has results.json but no config.json" in result.output

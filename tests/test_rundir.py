@@ -303,3 +303,14 @@ def test_evaluate_uses_the_precision_the_run_trained_with(finished_run):
     assert ("evaluating in mixed_bfloat16, the precision the run trained "
             "with (results.json)") in out.stderr
     assert json.loads(out.stdout)["precision"] == "mixed_bfloat16"
+
+
+def test_cleaning_leftovers_keeps_files_a_run_did_not_write(tmp_path):
+    # A work dir may be a folder holding other things (--workdir .).
+    for name in ("results.json.tmp", "log.csv.tmp", "model.tmp.weights.h5",
+                 "notes.tmp", "draft.json.tmp"):
+        (tmp_path / name).write_text("x")
+    removed = rundir.clean_leftovers(str(tmp_path))
+    assert sorted(removed) == ["log.csv.tmp", "model.tmp.weights.h5",
+                               "results.json.tmp"]
+    assert sorted(os.listdir(tmp_path)) == ["draft.json.tmp", "notes.tmp"]
