@@ -108,7 +108,7 @@ OPTION_GROUPS = {
          "sensor backend"),
         ("--xla/--no-xla", "machine.xla", bool, "XLA-compile the sensor"),
         ("--jit/--no-jit", "machine.jit_compile", bool,
-         "XLA-compile the whole train step"),
+         "XLA-compile the whole train step (auto: on a GPU)"),
         ("--precision", "machine.precision",
          click.Choice(config_lib.PRECISIONS),
          "matmuls of the glimpse network and core in float32, or bfloat16 "
@@ -117,6 +117,13 @@ OPTION_GROUPS = {
         ("--chains", "machine.chains", click.IntRange(min=0),
          "batch slices computed concurrently, one per group of cores "
          "(0: automatic, 2 on a multi-core CPU)"),
+        ("--distribute", "machine.distribute",
+         click.Choice(config_lib.STRATEGIES),
+         "tf.distribute strategy: mirrored over this machine's devices, "
+         "multi-worker over the TF_CONFIG cluster (docs/distributed.md)"),
+        ("--replicas", "machine.replicas", click.IntRange(min=0),
+         "devices per worker (0: every GPU; without GPUs N splits the CPU "
+         "into N logical devices)"),
     ],
 }
 FIELD_OF = {

@@ -46,6 +46,8 @@ def train(model_name, task, workdir, mnist_dir, data_dir, verbose,
         fail(str(e))
     workdir = workdir or os.path.join("runs", f"{model_name}_{task}")
     runtime.prepare_tensorflow(cfg.machine.precision)  # before TensorFlow loads
+    from ram_tf import devices
+    from ram_tf import distribute
     from ram_tf import mnist
     from ram_tf import training
 
@@ -56,8 +58,13 @@ def train(model_name, task, workdir, mnist_dir, data_dir, verbose,
             cfg, workdir, mnist_dir=mnist_dir, data_dir=data_dir,
             verbose=verbose)
     except (mnist.MnistNotFoundError, training.RunDirError,
-            training.TrainingDiverged) as e:
+            training.TrainingDiverged, devices.DeviceError,
+            distribute.DistributeError) as e:
         fail(str(e))
+    if not results.get("chief", True):
+        click.echo(f"worker {results['worker']}: {results['updates']} "
+                   f"updates; the chief writes {workdir}")
+        return
     click.echo(
         f"{workdir}: {results['updates']} updates, test error "
         f"{results['test_error_deterministic']:.2f}% deterministic, "

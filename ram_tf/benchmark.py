@@ -25,6 +25,7 @@ across machines.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
@@ -38,6 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from ram_tf import datasets
+from ram_tf import devices
 from ram_tf import runtime
 from ram_tf.builders import build_model
 from ram_tf.flops import model_flops
@@ -76,14 +78,18 @@ def run(config, *, repeats: int = 5, steps: int = 20,
         mnist_dir=None, data_dir=None) -> dict:
     """All figures for one config; see the module docstring."""
     t, m = config.train, config.machine
+    plan = devices.choose(m, devices.find())
     # Before the first op: it fixes TensorFlow's thread pools.
-    chains, note = runtime.configure_chains(m.chains)
+    chains, note = runtime.configure_threads(
+        plan.chains, plan.intra_op_threads, automatic=m.chains == 0)
+    plan = dataclasses.replace(plan, chains=chains)
     rollouts = t.batch_size * t.mc_samples
     flops = model_flops(config)
     out = {"model": config.model, "task": config.task,
            "batch_size": t.batch_size, "mc_samples": t.mc_samples,
-           "precision": runtime.resolve_precision(m.precision),
+           "precision": plan.precision,
            "precision_setting": m.precision, "chains": chains,
+           "device": plan.device_name, "machine_plan": plan.to_dict(),
            "flops": flops,
            "repeats": repeats}
     if note:
@@ -94,9 +100,10 @@ def run(config, *, repeats: int = 5, steps: int = 20,
                                            parallel=chains)
     peak = out["matmul"]["gflops"] * 1e9
 
-    model = build_model(config)
+    model = build_model(dataclasses.replace(config, machine=dataclasses.replace(
+        m, precision=plan.precision)))
     model.chains = chains
-    model.compile(optimizer=make_optimizer(t), jit_compile=m.jit_compile)
+    model.compile(optimizer=make_optimizer(t), jit_compile=plan.jit_compile)
     ds = datasets.train_dataset(config.data, t.batch_size, t.seed,
                                 mnist_dir=mnist_dir, data_dir=data_dir)
 

@@ -9,6 +9,9 @@ before CSVLogger (its columns reach log.csv), `Checkpointer` last.
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tempfile
 import time
 
 import keras
@@ -112,3 +115,24 @@ class Checkpointer(keras.callbacks.Callback):
         })
         self.epoch_var.assign(epoch + 1)
         self.manager.save(checkpoint_number=epoch + 1)
+
+
+class WorkerCheckpointer(keras.callbacks.Callback):
+    """A multi-worker run's epoch-end save on a worker other than the chief.
+
+    TensorFlow needs every worker to take part in a checkpoint save, but
+    only the chief's is kept: this one goes to a temporary folder outside
+    the run directory and is removed at once (`ram_tf.distribute`).
+    """
+
+    def __init__(self, checkpoint, epoch_var):
+        super().__init__()
+        self.checkpoint, self.epoch_var = checkpoint, epoch_var
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_var.assign(epoch + 1)
+        folder = tempfile.mkdtemp(prefix="ram_tf-worker-")
+        try:
+            self.checkpoint.write(os.path.join(folder, "ckpt"))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)

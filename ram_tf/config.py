@@ -37,6 +37,7 @@ COMPUTE_PRECISIONS = ("float32", "mixed_bfloat16")
 # machine.precision: one of those, or "auto": bfloat16 where the CPU multiplies
 # it natively (`ram_tf.runtime.resolve_precision`), else float32.
 PRECISIONS = ("auto",) + COMPUTE_PRECISIONS
+STRATEGIES = ("none", "mirrored", "multi-worker")  # machine.distribute
 
 
 class ConfigError(ValueError):
@@ -182,10 +183,12 @@ class TrainConfig:
 class MachineConfig:
     """How a machine computes an experiment, not which experiment it is.
 
-    Every setting here gives the same numbers to float rounding, so a run
-    may be trained, resumed or reproduced with other values (except
-    jit_compile on resume, see `ram_tf.training`); `results.json` records
-    what was used.
+    Every setting here computes the same experiment: the same batches,
+    location draws and updates, up to the rounding of the arithmetic it
+    picks (bfloat16 rounds matmul operands to 8 significant bits; replicas
+    and chains change the order of sums). So a run may be trained, resumed
+    or reproduced with other values; `results.json` records what was used
+    (`ram_tf.devices.Plan`).
 
     Attributes:
       backend: glimpse sensor kernel: "matmul" or "gather" (TFLite
@@ -203,7 +206,16 @@ class MachineConfig:
         on a multi-core CPU). The same numbers for any count, to float
         rounding.
       jit_compile: XLA-compile the whole train step (not with
-        extract_glimpse).
+        extract_glimpse); "auto" (default): on a GPU, not on a CPU
+        (`ram_tf.devices.choose`).
+      distribute: "none" (default), "mirrored" (`tf.distribute.
+        MirroredStrategy` over this machine's GPUs, or over `replicas`
+        logical CPU devices) or "multi-worker" (`MultiWorkerMirrored
+        Strategy`, the cluster from TF_CONFIG); see `ram_tf.distribute`.
+        The global batch stays `train.batch_size`, split across replicas.
+      replicas: devices per worker under a strategy; 0 = automatic (every
+        GPU, or the CPU as one device). Without GPUs, N > 1 splits the CPU
+        into N logical devices.
     """
 
     # matmul: the fastest sensor in TensorFlow (docs/performance.md,
@@ -216,8 +228,11 @@ class MachineConfig:
     precision: str = "auto"
     # 0: automatic, so one config runs well on 2 cores and on 64.
     chains: int = 0
-    # Off: whole-step XLA measured slower on CPU than XLA on the sensor.
-    jit_compile: bool = False
+    # auto: on a GPU only; whole-step XLA measured slower on a CPU than
+    # XLA on the sensor.
+    jit_compile: bool | str = "auto"
+    distribute: str = "none"
+    replicas: int = 0
 
 
 # Where the previous layout kept the machine settings: (group, field) ->

@@ -42,7 +42,9 @@ import tensorflow as tf
 
 from ram_tf import chains
 from ram_tf import config as config_lib
+from ram_tf import distribute
 from ram_tf import networks
+from ram_tf import noise as noise_lib
 from ram_tf import steps
 from ram_tf.batches import as_images
 from ram_tf.glimpse import GlimpseSensor
@@ -243,8 +245,8 @@ class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
                 tf.random.experimental.stateless_fold_in(noise_seed, index))
             draw = tf.stop_gradient(draw)
         elif sample:
-            draw = mean + self.std * keras.random.normal(
-                tf.shape(mean), seed=self.seed_generator)
+            draw = mean + self.std * noise_lib.standard_normal(
+                tf.shape(mean), self.seed_generator.next())
             draw = tf.stop_gradient(draw)
         else:
             draw = mean
@@ -321,14 +323,17 @@ class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
                  noise=None):
         """`call` on `self.chains` slices of the batch, outputs concatenated
         in `call`'s row order (`ram_tf.chains.run`). When sampling without
-        `noise`, it is drawn here once, [B * M, A, 2], and sliced like the
-        rows (a random l_0, RAM's initial_location="random", is still drawn
-        per slice)."""
+        `noise`, it is drawn here once, [B * M, A, 2] (`ram_tf.noise`), and
+        sliced like the rows (a random l_0, RAM's initial_location="random",
+        is still drawn per slice). Under a strategy with N replicas, each
+        draws it for the global batch of N B images and keeps its own rows
+        (`ram_tf.distribute.replica_rows`): the draws of one device."""
         images = as_images(images)
         if sample and noise is None:
-            noise = keras.random.normal(
-                [tf.shape(images)[0] * repeats, self.num_actions, 2],
-                seed=self.seed_generator)
+            rows = tf.shape(images)[0] * repeats
+            noise = distribute.replica_rows(noise_lib.standard_normal(
+                [rows * distribute.replicas_in_sync(), self.num_actions, 2],
+                self.seed_generator.next()), rows)
         return chains.run(
             lambda x, z: self(x, training=training, sample=sample,
                               repeats=repeats, noise=z),

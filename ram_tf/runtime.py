@@ -164,25 +164,35 @@ def plan_chains(setting: int, cores: int, gpus: int = 0) -> tuple[int, int]:
 
 
 def configure_chains(setting: int) -> tuple[int, str | None]:
-    """Size TensorFlow's intra-op pool for `plan_chains(setting)`.
+    """Size TensorFlow's intra-op pool for `plan_chains(setting)`; see
+    `configure_threads`."""
+    chains, threads = plan_chains(setting, usable_cores(), visible_gpus())
+    return configure_threads(chains, threads, automatic=setting == 0)
+
+
+def configure_threads(chains: int, threads: int,
+                      automatic: bool) -> tuple[int, str | None]:
+    """Give TensorFlow's intra-op pool `threads` per op (0: its default)
+    for `chains` rollout chains.
 
     Returns (chains to run, a note or None). Too late to change the pool
-    (TensorFlow already ran an op with another one): the automatic
-    setting falls back to 1 chain, an explicit one is kept, and the note
+    (TensorFlow already ran an op with another one): an `automatic` chain
+    count falls back to 1 chain, an explicit one is kept, and the note
     says so (chains on a shared pool ran slower than one chain).
     """
     import tensorflow as tf
 
-    chains, threads = plan_chains(setting, usable_cores(), visible_gpus())
     current = tf.config.threading.get_intra_op_parallelism_threads()
-    if chains == 1 or current == threads:
+    if threads == 0 or current == threads:
         return chains, None
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         return chains, None
     except RuntimeError:
+        if chains == 1:
+            return 1, None  # the pool only sized the replicas' share
         pool = f"{current} intra-op threads" if current else "all cores"
-        if setting == 0:
+        if automatic:
             return 1, (f"1 rollout chain: TensorFlow already started with "
                        f"{pool} per op; 2 chains need {threads} (set "
                        "machine.chains before TensorFlow runs its first op)")

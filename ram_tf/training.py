@@ -24,10 +24,16 @@ checkpoint, so a resumed run, even one resumed with other `--steps` or
 one. A run killed mid-epoch loses that epoch's updates only. A loss or
 weight that is no longer finite stops the run (`TrainingDiverged`) before
 that epoch's checkpoint is written.
+
+Under a strategy (`machine.distribute`, `ram_tf.distribute`) the model,
+its optimizer and its checkpoint are made in the strategy's scope; only
+the chief writes the work dir, and every worker resumes from its
+checkpoints.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -42,6 +48,8 @@ import tensorflow as tf
 from ram_tf import __version__
 from ram_tf import config as config_lib
 from ram_tf import datasets
+from ram_tf import devices
+from ram_tf import distribute
 from ram_tf import evaluation
 from ram_tf import rundir
 from ram_tf import runtime
@@ -51,6 +59,7 @@ from ram_tf.callbacks import Checkpointer
 from ram_tf.callbacks import TrainingDiverged  # noqa: F401  (public here)
 from ram_tf.callbacks import UpdateCounter
 from ram_tf.callbacks import UpdateGuard
+from ram_tf.callbacks import WorkerCheckpointer
 from ram_tf.rundir import RunDirError
 
 logger = logging.getLogger("ram_tf")
@@ -81,15 +90,9 @@ def make_optimizer(train: config_lib.TrainConfig) -> keras.optimizers.Adam:
 
 # Settings a resumed run may change: the total steps and the epoch length
 # (the schedule, the data stream and the location draws follow the update
-# count; validation draws nothing), and the machine group, which gives the
-# same numbers to float rounding: the sensor backend and its own XLA, the
-# matmul precision (bfloat16 operands round each product to 8 significant
-# bits; a run may carry on in float32 on a CPU without bfloat16 units) and
-# the rollout chains (the same draws, only the gradient's summation order
-# differs). Not machine.jit_compile: under XLA the policy's random draws
-# come from another generator algorithm.
+# count; validation draws nothing), and the whole machine group, which
+# computes the same experiment (`ram_tf.config.MachineConfig`).
 _MAY_CHANGE_ON_RESUME = {("train", "steps"), ("train", "steps_per_epoch")}
-_FIXED_ON_RESUME = {("machine", "jit_compile")}
 
 
 def _check_same_run(workdir: str, config: config_lib.ExperimentConfig):
@@ -114,8 +117,7 @@ def _check_same_run(workdir: str, config: config_lib.ExperimentConfig):
         f"{g}.{k}: {old.get(g, {}).get(k)!r} -> {v!r}"
         for g, fields in new.items() if isinstance(fields, dict)
         for k, v in fields.items() if old.get(g, {}).get(k) != v
-        and (g, k) not in _MAY_CHANGE_ON_RESUME
-        and (g != "machine" or (g, k) in _FIXED_ON_RESUME)
+        and (g, k) not in _MAY_CHANGE_ON_RESUME and g != "machine"
     ] + [f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in ("model", "task")
          if old.get(k) != new[k]]
     if diffs:
@@ -152,6 +154,7 @@ def train_and_evaluate(
     config: config_lib.ExperimentConfig,
     workdir: str,
     *,
+    strategy: tf.distribute.Strategy | None = None,
     mnist_dir: str | None = None,
     data_dir: str | None = None,
     cache_dir: str | None = None,
@@ -163,63 +166,101 @@ def train_and_evaluate(
     Notes (resuming, leftovers removed, checkpoint fallbacks) go to the
     `ram_tf` logger; `verbose` is Keras's progress output.
 
+    Args:
+      strategy: a `tf.distribute.Strategy` to train under, instead of the
+        one `config.machine.distribute` names (`ram_tf.distribute`). Its
+        devices must be set up before TensorFlow's first op.
+
     Returns:
-      the results dict also written to `workdir/results.json`.
+      the results dict also written to `workdir/results.json` (by the
+      chief only, under multi-worker).
 
     Raises:
       RunDirError: another run's settings, another trainer at work
         (`RunLockedError`), checkpoints none of which can be read
         (`CheckpointError`), or more updates done than `train.steps`.
       TrainingDiverged: the loss or weights stopped being finite.
+      DeviceError, DistributeError: settings this machine cannot run.
     """
     validation.validate(config)
-    os.makedirs(workdir, exist_ok=True)
-    with rundir.RunLock(workdir):
-        return _train_locked(config, workdir, verbose, evaluate_test,
-                             dict(mnist_dir=mnist_dir, data_dir=data_dir),
-                             cache_dir)
-
-
-def _train_locked(config, workdir, verbose, evaluate_test, data_kwargs,
-                  cache_dir):
-    changed = _check_same_run(workdir, config)
-    if changed:
-        logger.info("%s: resuming with %s (the same numbers to float "
-                    "rounding)", workdir, "; ".join(changed))
-    rundir.clean_leftovers(workdir)
-    t, m = config.train, config.machine
+    m = config.machine
     runtime.prepare_tensorflow(m.precision)  # warns if bf16 would be emulated
-    # Before TensorFlow's first op, which fixes its thread pools.
-    chains, note = runtime.configure_chains(m.chains)
+    plan = devices.choose(m, devices.find())
+    # Before TensorFlow's first op, which fixes its thread pools and
+    # devices.
+    chains, note = runtime.configure_threads(
+        plan.chains, plan.intra_op_threads, automatic=m.chains == 0)
     if note:
         logger.info(note)
+    plan = dataclasses.replace(plan, chains=chains)
+    if strategy is None:
+        strategy = distribute.make_strategy(
+            m.distribute, plan.replicas,
+            gpus=len(tf.config.list_physical_devices("GPU")))
+    worker = distribute.worker(strategy)
+    args = (config, workdir, plan, strategy, worker, verbose, evaluate_test,
+            dict(mnist_dir=mnist_dir, data_dir=data_dir), cache_dir)
+    if not worker.chief:
+        # Writes nothing in workdir, so it takes no lock there.
+        return _train(*args)
+    os.makedirs(workdir, exist_ok=True)
+    with rundir.RunLock(workdir):
+        return _train(*args)
+
+
+def _train(config, workdir, plan, strategy, worker, verbose, evaluate_test,
+           data_kwargs, cache_dir):
+    chief = worker.chief
+    changed = _check_same_run(workdir, config)
+    if changed and chief:
+        logger.info("%s: resuming with %s (the same experiment, computed "
+                    "another way)", workdir, "; ".join(changed))
+    if chief:
+        rundir.clean_leftovers(workdir)
+    t = config.train
     keras.utils.set_random_seed(t.seed)
+    scope = (strategy.scope() if strategy is not None
+             else contextlib.nullcontext())
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    if t.batch_size % replicas:
+        raise distribute.DistributeError(
+            f"train.batch_size={t.batch_size} cannot be split evenly over "
+            f"{replicas} replicas; use a multiple of {replicas}")
 
     val_arrays = datasets.fixed_arrays(config.data, "validation",
                                        cache_dir=cache_dir, **data_kwargs)
-    model = build_model(config)
-    if hasattr(model, "chains"):
-        model.chains = chains
-        precision = model.get_config()["precision"]  # "auto" resolved
-    else:
-        # The baselines: one Keras forward pass, in float32.
-        chains, precision = 1, "float32"
-    logger.info("%s on %s: %s parameters, %d rollout chain%s, %s%s",
-                config.model, config.task, f"{model.count_params():,}",
-                chains, "s" if chains > 1 else "", precision,
-                " (auto)" if m.precision == "auto" else "")
-    optimizer = make_optimizer(t)
-    optimizer.build(model.trainable_variables)
-    model.compile(optimizer=optimizer, jit_compile=m.jit_compile)
-
-    epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False)
-    extra = {}
-    if hasattr(model, "seed_generator"):  # not the baselines
-        extra["seed_state"] = model.seed_generator.state
-    ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                               epoch=epoch_var, **extra)
-    ckpt_dir = os.path.join(workdir, "checkpoints")
-    restored = rundir.restore_checkpoint(ckpt, ckpt_dir, repair=True)
+    # The model is built with the plan's precision; config.json keeps what
+    # was asked ("auto").
+    built = dataclasses.replace(config, machine=dataclasses.replace(
+        config.machine, precision=plan.precision))
+    with scope:
+        model = build_model(built)
+        if hasattr(model, "chains"):
+            model.chains = plan.chains
+            precision, chains = plan.precision, plan.chains
+        else:
+            # The baselines: one Keras forward pass, in float32.
+            precision, chains = "float32", 1
+        optimizer = make_optimizer(t)
+        optimizer.build(model.trainable_variables)
+        model.compile(optimizer=optimizer, jit_compile=plan.jit_compile)
+        epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False)
+        extra = {}
+        if hasattr(model, "seed_generator"):  # not the baselines
+            extra["seed_state"] = model.seed_generator.state
+        ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer,
+                                   epoch=epoch_var, **extra)
+        ckpt_dir = os.path.join(workdir, "checkpoints")
+        restored = rundir.restore_checkpoint(ckpt, ckpt_dir, repair=chief)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        distribute.adapt_for_multi_worker(model)
+    if chief:
+        logger.info("%s on %s: %s parameters, %s%d rollout chain%s, %s%s",
+                    config.model, config.task, f"{model.count_params():,}",
+                    f"{replicas} replicas ({config.machine.distribute}), "
+                    if strategy is not None else "",
+                    chains, "s" if chains > 1 else "", precision,
+                    " (auto)" if config.machine.precision == "auto" else "")
     # The resume point: updates, not epochs, whose length may change.
     done = int(optimizer.iterations.numpy())
     if done > t.steps:
@@ -228,38 +269,48 @@ def _train_locked(config, workdir, verbose, evaluate_test, data_kwargs,
             f"train.steps={t.steps}; a run cannot be shortened below what "
             f"it has trained: ask for {done} steps or more, or choose "
             "another --workdir")
-    if restored:
+    if restored and chief:
         logger.info("%s: resuming at update %d of %d (%s)", workdir, done,
                     t.steps, os.path.basename(restored))
     finished = _finished_results(workdir, done, evaluate_test)
-    if done == t.steps and finished is not None:
+    if done == t.steps and (finished is not None or not chief):
         # Scoring again here would record this machine's hardware and
         # precision as if they had trained the run: keep what it recorded.
-        logger.info("%s: finished at %d updates; its results.json is kept "
-                    "(ram-tf evaluate re-scores a run)", workdir, done)
-        return finished
-    rundir.write_json(os.path.join(workdir, "config.json"), config.to_dict())
-    manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=2)
-    epochs_done = int(epoch_var.numpy())
+        if chief:
+            logger.info("%s: finished at %d updates; its results.json is "
+                        "kept (ram-tf evaluate re-scores a run)", workdir,
+                        done)
+        return finished if chief else _worker_results(worker, done)
     progress_path = os.path.join(workdir, "progress.json")
-    before = (rundir.read_json(progress_path).get("train_seconds", 0.0)
-              if done and os.path.exists(progress_path) else 0.0)
     csv_path = os.path.join(workdir, "log.csv")
-    rundir.trim_log(csv_path, done, epochs_done)
+    epochs_done = int(epoch_var.numpy())
+    if chief:
+        rundir.write_json(os.path.join(workdir, "config.json"),
+                          config.to_dict())
+        manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=2)
+        before = (rundir.read_json(progress_path).get("train_seconds", 0.0)
+                  if done and os.path.exists(progress_path) else 0.0)
+        rundir.trim_log(csv_path, done, epochs_done)
     if done < t.steps:
-        # A finished run carried on to more steps: its final weights and
-        # results describe an earlier end; the checkpoints take over.
-        for name in ("model.weights.h5", "results.json"):
-            if os.path.exists(os.path.join(workdir, name)):
-                os.remove(os.path.join(workdir, name))
+        if chief:
+            # A finished run carried on to more steps: its final weights
+            # and results describe an earlier end; the checkpoints take
+            # over.
+            for name in ("model.weights.h5", "results.json"):
+                if os.path.exists(os.path.join(workdir, name)):
+                    os.remove(os.path.join(workdir, name))
+            callbacks = [
+                keras.callbacks.CSVLogger(csv_path, append=True),
+                *_tensorboard(workdir),
+                Checkpointer(manager, epoch_var, progress_path, time.time(),
+                             before, precision)]
+        else:
+            callbacks = [WorkerCheckpointer(ckpt, epoch_var)]
         epochs_done = _fit(model, config, val_arrays, data_kwargs, done,
-                           epochs_done, [
-                               keras.callbacks.CSVLogger(csv_path,
-                                                         append=True),
-                               *_tensorboard(workdir),
-                               Checkpointer(manager, epoch_var,
-                                             progress_path, time.time(),
-                                             before, precision)], verbose)
+                           epochs_done, callbacks, verbose,
+                           multi_worker=worker.count > 1)
+    if not chief:
+        return _worker_results(worker, int(optimizer.iterations.numpy()))
     weights = os.path.join(workdir, "model.weights.h5")
     # save_weights insists on the .weights.h5 suffix, hence this temp name.
     with rundir.atomic_output(weights, os.path.join(
@@ -275,12 +326,22 @@ def _train_locked(config, workdir, verbose, evaluate_test, data_kwargs,
         # What computed the last stretch of training (machine.precision may
         # be "auto", or changed on resume).
         "precision": precision,
+        "machine_plan": {**plan.to_dict(), "precision": precision,
+                         "chains": chains,
+                         "distribute": config.machine.distribute,
+                         "replicas_in_sync": replicas,
+                         "workers": worker.count},
     }
     if evaluate_test:
         results.update(score(model, config, cache_dir=cache_dir,
                              **data_kwargs))
     rundir.write_json(os.path.join(workdir, "results.json"), results)
     return results
+
+
+def _worker_results(worker, updates) -> dict:
+    """What a worker other than the chief returns (it writes nothing)."""
+    return {"chief": False, "worker": worker.index, "updates": updates}
 
 
 def _finished_results(workdir, done, evaluate_test):
@@ -306,7 +367,7 @@ def _tensorboard(workdir):
 
 
 def _fit(model, config, val_arrays, data_kwargs, done, epochs_done,
-         callbacks, verbose) -> int:
+         callbacks, verbose, multi_worker=False) -> int:
     """Train from update `done` to `train.steps`; returns epochs done."""
     t = config.train
     remaining = t.steps - done
@@ -321,6 +382,14 @@ def _fit(model, config, val_arrays, data_kwargs, done, epochs_done,
         label_mask=config.policy.label_mask, **data_kwargs,
     ).prefetch(tf.data.AUTOTUNE)
     val_ds = datasets.fixed_dataset(val_arrays).batch(500)
+    if multi_worker:
+        # Every worker builds the same stream from the seed and keeps its
+        # share of each global batch (the stream reads no files to share).
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA)
+        train_ds, val_ds = (train_ds.with_options(options),
+                            val_ds.with_options(options))
     # shuffle=False: the pipeline places fresh digits in every batch;
     # fit's default True only earns a warning on a tf.data.Dataset.
     try:

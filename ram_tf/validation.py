@@ -15,6 +15,7 @@ from ram_tf.config import INITIAL_LOCATIONS
 from ram_tf.config import LABEL_MASKS
 from ram_tf.config import PRECISIONS
 from ram_tf.config import RAM_GRADIENT_SCOPES
+from ram_tf.config import STRATEGIES
 from ram_tf.config import ConfigError
 from ram_tf.config import ExperimentConfig
 
@@ -112,6 +113,19 @@ def validate(config: ExperimentConfig) -> None:
     need(not (m.xla and m.backend == "extract_glimpse"), "machine.xla", m.xla,
          "extract_glimpse has no XLA kernel; use the matmul backend or "
          "turn xla off")
-    need(not (m.jit_compile and m.backend == "extract_glimpse"),
+    need(m.jit_compile in (True, False, "auto"), "machine.jit_compile",
+         m.jit_compile, "true, false or \"auto\"")
+    need(m.distribute in STRATEGIES, "machine.distribute", m.distribute,
+         "allowed: " + ", ".join(STRATEGIES))
+    need(isinstance(m.replicas, int) and m.replicas >= 0, "machine.replicas",
+         m.replicas, "an integer >= 0 (0: automatic)")
+    need(m.replicas <= 1 or m.distribute != "none", "machine.replicas",
+         m.replicas, "more than one replica needs machine.distribute "
+         "\"mirrored\" or \"multi-worker\"")
+    need(m.replicas == 0 or t.batch_size % m.replicas == 0,
+         "machine.replicas", m.replicas,
+         f"must divide train.batch_size={t.batch_size}: every replica "
+         "takes an equal share of the global batch")
+    need(not (m.jit_compile is True and m.backend == "extract_glimpse"),
          "machine.jit_compile", m.jit_compile,
          "extract_glimpse has no XLA kernel; use --no-jit or backend matmul")
