@@ -268,3 +268,21 @@ def test_the_multi_worker_workaround_logs_vectors_of_one_value():
     assert logs["loss"].shape == (1,)
     # Keras's reduction across workers averages them back to scalars.
     assert model._maybe_symbolic_build(iterator=None) is None
+
+
+def test_a_whole_step_xla_run_trains_and_records_its_plan(tmp_path):
+    from ram_tf import training
+
+    config = config_lib.resolve("ram", "mnist28", {
+        "glimpse.num_glimpses": 3, "core.glimpse_hidden": 8,
+        "core.location_hidden": 8, "core.glimpse_units": 16,
+        "core.core_units": 16, "train.batch_size": 8,
+        "train.mc_samples": 2, "train.steps_per_epoch": 3,
+        "train.steps": 6, "machine.jit_compile": True})
+    results = training.train_and_evaluate(config, str(tmp_path), verbose=0)
+    assert results["updates"] == 6
+    assert results["machine_plan"]["jit_compile"] is True
+    with open(tmp_path / "log.csv") as f:
+        rows = f.read().splitlines()
+    loss = rows[0].split(",").index("loss")
+    assert all(np.isfinite(float(r.split(",")[loss])) for r in rows[1:])
