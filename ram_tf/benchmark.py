@@ -12,7 +12,11 @@ Figures (median of `repeats` timed blocks after warm-up, with min and max):
   timed in fresh processes with TensorFlow's own kernels (oneDNN), not
   under the training process's kernel and thread choices: once with the
   default thread pools, once with one intra-op thread per op (the serving
-  setting for chains);
+  setting for chains). At batch 1 every artefact also gets its latency
+  distribution (`latency_ms`: median, p90, p99, max of calls timed one by
+  one), since a person waits for the slow calls too;
+- machine_plan: the settings chosen for the device found
+  (`ram_tf.devices.Plan`), and the device's name;
 - matmul: dense float32 GFLOP/s of a 2048^3 matmul, the machine's yardstick
   (and, when the model computes in mixed_bfloat16, matmul_bf16: the same in
   bfloat16, what that step's matmuls could reach); with c rollout chains,
@@ -58,6 +62,32 @@ def _timed(fn, repeats: int, iterations: int) -> dict[str, float]:
         per_iter.append((time.perf_counter() - start) / iterations)
     return {"median": statistics.median(per_iter), "min": min(per_iter),
             "max": max(per_iter)}
+
+
+def latency_ms(fn, calls: int) -> dict[str, float]:
+    """The distribution of one call's latency in milliseconds, each of
+    `calls` calls timed on its own after a warm-up: median, p90, p99 and
+    max. At batch 1 a person waits for one call, the slow ones included,
+    so the tail matters as much as the median."""
+    fn()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        times.append(1000 * (time.perf_counter() - start))
+    return {"median": statistics.median(times),
+            "p90": percentile(times, 90), "p99": percentile(times, 99),
+            "max": max(times), "calls": calls}
+
+
+def percentile(values, q: float) -> float:
+    """The q-th percentile of `values`, interpolated between order
+    statistics (NumPy's default, "linear")."""
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def matmul_gflops(repeats: int = 5, n: int = 2048, dtype=tf.float32,
@@ -147,6 +177,9 @@ def run(config, *, repeats: int = 5, steps: int = 20,
             "spread_images_per_s": [size / s["max"], size / s["min"]],
             "fraction_of_matmul": ips * flops["forward_per_image"] / peak,
         }
+        if size == 1:
+            out["inference"]["batch_1"]["latency_ms"] = latency_ms(
+                lambda: infer(x).numpy(), _latency_calls(repeats, steps))
     out["exported"] = exported_inference(model, config, batch["image"],
                                          repeats, steps)
     out["versions"] = {"tensorflow": tf.__version__,
@@ -217,7 +250,9 @@ def time_exported(folder: str, repeats: int, steps: int,
     tfl = inference.load_exported(folder + "/model.tflite")
     s = _timed(lambda: tfl(one), repeats, steps * 10)
     tflite = {"ms_per_image": 1000 * s["median"],
-              "spread_ms": [1000 * s["min"], 1000 * s["max"]]}
+              "spread_ms": [1000 * s["min"], 1000 * s["max"]],
+              "latency_ms": latency_ms(lambda: tfl(one),
+                                       _latency_calls(repeats, steps))}
     saved = {"saved_model": inference.load_exported(folder + "/sm")}
     if os.path.isdir(folder + "/sm_bf16"):
         saved["saved_model_bf16"] = inference.load_exported(
@@ -234,9 +269,18 @@ def time_exported(folder: str, repeats: int, steps: int,
             result[f"{key}_batch_{size}"] = {
                 "images_per_s": size / s["median"],
                 "spread_images_per_s": [size / s["max"], size / s["min"]]}
+            if size == 1:
+                result[f"{key}_batch_1"]["latency_ms"] = latency_ms(
+                    lambda: sm(x), _latency_calls(repeats, steps))
     result["tflite_fp32_batch_1"] = tflite
     result["onednn"] = runtime.onednn_enabled()
     return result
+
+
+def _latency_calls(repeats, steps) -> int:
+    """Calls timed one by one for a latency distribution: as many as the
+    throughput blocks make, and at least 100 so that p99 is a call."""
+    return max(100, repeats * steps * 10)
 
 
 class _BatchClock(keras.callbacks.Callback):

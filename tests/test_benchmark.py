@@ -3,8 +3,11 @@
 import json
 import os
 
+import numpy as np
+import pytest
 from click.testing import CliRunner
 
+from ram_tf import benchmark
 from ram_tf import runtime
 from ram_tf_cli.main import cli
 
@@ -32,6 +35,18 @@ def test_benchmark_command_prints_json(mnist_dir):
         # timed where the CPU multiplies bfloat16 natively, only there.
         assert ("saved_model_bf16_batch_256" in exported[key]) == (
             runtime.has_native_bf16())
+    # Batch 1 is also a latency distribution, for every artefact timed.
+    for latency in (figures["inference"]["batch_1"]["latency_ms"],
+                    exported["tf_defaults"]["saved_model_batch_1"][
+                        "latency_ms"],
+                    exported["intra_op_1"]["tflite_fp32_batch_1"][
+                        "latency_ms"]):
+        assert latency["calls"] >= 100
+        assert 0 < latency["median"] <= latency["p90"] <= latency["p99"] \
+            <= latency["max"]
+    # What was chosen for the device found, and its name.
+    assert figures["machine_plan"]["device"] == "CPU"
+    assert figures["device"] == figures["machine"]["cpu"]
     # The machine is recorded: figures only compare on like CPUs.
     assert figures["machine"]["cpu_count"] == os.cpu_count()
     assert set(figures["machine"]["flags"]) <= set(runtime.VECTOR_FLAGS)
@@ -51,6 +66,13 @@ def test_benchmark_in_bf16_also_times_the_bf16_matmul(mnist_dir):
     assert result.exit_code == 0, result.output
     assert "precision:       mixed_bfloat16" in result.output
     assert "bf16 matmul:" in result.output
+
+
+def test_percentiles_interpolate_like_numpy():
+    values = [5.0, 1.0, 4.0, 2.0, 3.0, 10.0, 7.0]
+    for q in (0, 10, 50, 90, 99, 100):
+        assert benchmark.percentile(values, q) == pytest.approx(
+            float(np.percentile(values, q)))
 
 
 def test_the_cli_selects_eigen_kernels_unless_the_user_chose():
