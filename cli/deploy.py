@@ -49,9 +49,13 @@ from ram_tf_cli.common import quiet_tensorflow
 @data_dir_option
 def export(workdir, fmt, quantize, name, version, out, chains, precision,
            force, no_score, mnist_dir, data_dir):
-    """Export a run as a TF Serving SavedModel or a TFLite file.
+    """Export a run as a TF Serving SavedModel, a TFLite file or an ONNX file.
 
-    An existing version or TFLite file is replaced only with --force; a new
+    --format onnx writes the deterministic float32 policy for ONNX Runtime
+    (pip install "ram-tf[onnx]"), checked there against TensorFlow on test
+    images before it is written (docs/serving.md, "ONNX").
+
+    An existing version or file is replaced only with --force; a new
     version beside existing ones needs --version (TF Serving serves the
     highest); a model folder holds one task and input shape. A refused
     export writes nothing. --out defaults to exports/, not the repository's
@@ -67,14 +71,14 @@ def export(workdir, fmt, quantize, name, version, out, chains, precision,
         fail("--quantize applies to --format tflite only")
     if precision != "float32" and fmt != "saved_model":
         fail("--precision mixed_bfloat16 applies to --format saved_model "
-             "only (TFLite has no bfloat16 kernels; see --quantize float16)")
+             "only (TFLite and ONNX exports are float32; see --quantize "
+             "float16 for a smaller TFLite file)")
     from ram_tf import runtime
 
     # The test error is measured here: bfloat16 matmuls need oneDNN.
     runtime.prepare_tensorflow(precision)
     if chains != manifest_lib.DEFAULT_CHAINS and fmt != "saved_model":
-        fail("--chains applies to --format saved_model only (TFLite serves "
-             "batch 1)")
+        fail("--chains applies to --format saved_model only")
     from ram_tf import export as export_lib
     from ram_tf import mnist
     from ram_tf import training
@@ -106,7 +110,8 @@ def export(workdir, fmt, quantize, name, version, out, chains, precision,
               help="PNG with the glimpse boxes (IMAGE name appended when "
                    "several images are given)")
 def predict(model_path, images, plot):
-    """Classify images with an exported model (SavedModel folder or .tflite).
+    """Classify images with an exported model (SavedModel folder, .tflite or
+    .onnx).
 
     IMAGES are PNG/JPEG files (scaled to [0, 1]) or .npy float arrays
     [H, W] or [H, W, C] (taken as they are). The models expect MNIST's look:
@@ -126,7 +131,7 @@ def predict(model_path, images, plot):
 
     try:
         fn = inference.load_exported(model_path)
-    except (FileNotFoundError, OSError, ValueError) as e:
+    except (FileNotFoundError, OSError, ValueError, ImportError) as e:
         fail(f"cannot load {model_path}: {e}")
     h, w, c = fn.input_shape
     sensor = _sensor_of(model_path)

@@ -11,14 +11,17 @@ from ram_tf import config as config_lib
 from ram_tf import experiments as registry
 from ram_tf import reproduce as repro
 from ram_tf import runtime
+from ram_tf_cli.common import FIELD_OF
+from ram_tf_cli.common import GroupedCommand
 from ram_tf_cli.common import data_dir_option
 from ram_tf_cli.common import echo_library_messages
 from ram_tf_cli.common import fail
+from ram_tf_cli.common import grouped_options
 from ram_tf_cli.common import mnist_option
 from ram_tf_cli.common import quiet_tensorflow
 
 
-@click.command()
+@click.command(cls=GroupedCommand)
 @click.argument("ids", nargs=-1)
 @click.option("--all", "run_all", is_flag=True,
               help="train every row not done yet, one after the other")
@@ -36,24 +39,20 @@ from ram_tf_cli.common import quiet_tensorflow
               show_default=True,
               help="folder of the results rows (results.json, config.json, "
                    "log.csv, curves.png per row)")
-@click.option("--precision", type=click.Choice(config_lib.PRECISIONS),
-              default=None,
-              help="machine setting: matmul precision [default: auto]")
-@click.option("--chains", type=click.IntRange(min=0), default=None,
-              help="machine setting: rollout chains [default: 0, auto]")
+@grouped_options("machine")
 @mnist_option
 @data_dir_option
 @click.option("--verbose", type=click.IntRange(0, 2), default=2,
               help="1: progress bar, 2: one line per epoch")
 def reproduce(ids, run_all, show_list, show_table, readme, runs_dir,
-              results_dir, precision, chains, mnist_dir, data_dir, verbose):
+              results_dir, mnist_dir, data_dir, verbose, **machine):
     """Train, resume or show the published results rows by id.
 
     `ram-tf reproduce ram6-cluttered60` trains that row with exactly the
     registry's settings in RUNS/ram6-cluttered60 (running it again
     resumes), scores it and copies its results to RESULTS/ram6-cluttered60.
-    Machine settings (--precision, --chains) change how it computes, not
-    the experiment.
+    Machine settings (--precision, --chains, --distribute, ...) change how
+    it computes, not the experiment.
     """
     if sum(map(bool, (ids, run_all, show_list, show_table))) != 1:
         fail("give row ids, or exactly one of --all, --list, --table "
@@ -62,13 +61,13 @@ def reproduce(ids, run_all, show_list, show_table, readme, runs_dir,
         fail("--readme goes with --table")
     try:
         _run(ids, run_all, show_list, show_table, readme, runs_dir,
-             results_dir, precision, chains, mnist_dir, data_dir, verbose)
+             results_dir, machine, mnist_dir, data_dir, verbose)
     except repro.DamagedRowError as e:
         fail(str(e))
 
 
 def _run(ids, run_all, show_list, show_table, readme, runs_dir, results_dir,
-         precision, chains, mnist_dir, data_dir, verbose):
+         machine, mnist_dir, data_dir, verbose):
     if show_list:
         _list(runs_dir, results_dir)
         return
@@ -84,8 +83,8 @@ def _run(ids, run_all, show_list, show_table, readme, runs_dir, results_dir,
                   if repro.status(e, runs_dir, results_dir).state != "done"]
         click.echo(f"{len(chosen)} rows to train: "
                    + ", ".join(e.id for e in chosen))
-    _train(chosen, runs_dir, results_dir, precision, chains, mnist_dir,
-           data_dir, verbose)
+    _train(chosen, runs_dir, results_dir, machine, mnist_dir, data_dir,
+           verbose)
 
 
 def _list(runs_dir, results_dir):
@@ -130,17 +129,20 @@ def _table(results_dir, readme):
                + ("unchanged" if new == text else "updated"))
 
 
-def _train(chosen, runs_dir, results_dir, precision, chains, mnist_dir,
-           data_dir, verbose):
+def _train(chosen, runs_dir, results_dir, options, mnist_dir, data_dir,
+           verbose):
     quiet_tensorflow()
     echo_library_messages()
-    machine = {k: v for k, v in (("precision", precision),
-                                 ("chains", chains)) if v is not None}
+    # {"precision": "float32", ...}: the machine options given.
+    machine = {FIELD_OF[k].partition(".")[2]: v for k, v in options.items()
+               if v is not None}
     first = chosen[0].config() if chosen else None
     if first is not None:
         # Before TensorFlow loads: the kernel library follows the precision.
         runtime.prepare_tensorflow(machine.get("precision",
-                                           first.machine.precision))
+                                               first.machine.precision))
+    from ram_tf import devices
+    from ram_tf import distribute
     from ram_tf import mnist
     from ram_tf import training
 
@@ -154,7 +156,9 @@ def _train(chosen, runs_dir, results_dir, precision, chains, mnist_dir,
             results = repro.reproduce(experiment, runs_dir, results_dir,
                                       mnist_dir=mnist_dir, data_dir=data_dir,
                                       verbose=verbose)
-        except (mnist.MnistNotFoundError, training.RunDirError) as e:
+        except (mnist.MnistNotFoundError, training.RunDirError,
+                devices.DeviceError, distribute.DistributeError,
+                config_lib.ConfigError) as e:
             fail(str(e))
         except training.TrainingDiverged as e:
             # A registry row's settings are fixed: the advice differs.
@@ -162,6 +166,11 @@ def _train(chosen, runs_dir, results_dir, precision, chains, mnist_dir,
                  "registry row trains with the papers' settings: check the "
                  "data and the machine settings (--precision), then run the "
                  "same command again to resume from that checkpoint")
+        if not results.get("chief", True):
+            click.echo(f"{experiment.id}: worker {results['worker']}, "
+                       f"{results['updates']:,} updates; the chief writes "
+                       "the results")
+            continue
         click.echo(
             f"{experiment.id}: {results['updates']:,} updates, test error "
             f"{results['test_error_mc']:.2f}% M={results['mc_samples']}, "

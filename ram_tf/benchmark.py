@@ -47,8 +47,8 @@ from ram_tf import devices
 from ram_tf import runtime
 from ram_tf.builders import build_model
 from ram_tf.flops import model_flops
-from ram_tf.training import hardware
-from ram_tf.training import make_optimizer
+from ram_tf.optimizer import make_optimizer
+from ram_tf.provenance import hardware
 
 
 def _timed(fn, repeats: int, iterations: int) -> dict[str, float]:

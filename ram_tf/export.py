@@ -52,6 +52,7 @@ import tensorflow as tf
 
 from ram_tf import datasets
 from ram_tf import manifest as manifest_lib
+from ram_tf import onnx_export
 from ram_tf.manifest import DEFAULT_CHAINS
 from ram_tf.manifest import DEFAULT_OUT
 from ram_tf.manifest import EXPORT_PRECISIONS
@@ -66,7 +67,10 @@ __all__ = ["ExportError", "export_run", "keras_from_export", "serving_model",
 
 
 # The glimpse sensor each artefact format is built with (see serving_model).
-SENSOR_OF_FORMAT = {"saved_model": "matmul", "tflite": "gather"}
+SENSOR_OF_FORMAT = {"saved_model": "matmul", "tflite": "gather",
+                    "onnx": "matmul"}
+# The test images an ONNX export is compared on (`ram_tf.onnx_export`).
+ONNX_CHECK_IMAGES = 256
 
 
 def use_export_sensor(model, precision: str) -> None:
@@ -108,8 +112,9 @@ def serving_model(model: RecurrentAttentionModel, fmt: str = "saved_model",
                           f"{', '.join(EXPORT_PRECISIONS)}")
     if precision != "float32" and fmt != "saved_model":
         raise ExportError(f"precision {precision!r} is for SavedModels; "
-                          "TFLite has no bfloat16 kernels (use --quantize "
-                          "float16 for a smaller file)")
+                          f"{fmt} exports are float32 (TFLite and ONNX "
+                          "Runtime have no bfloat16 kernels for these "
+                          "layers)")
     config = {**model.get_config(), "backend": SENSOR_OF_FORMAT[fmt],
               "xla_sensor": False, "precision": precision}
     copy = type(model).from_config(config)
@@ -261,13 +266,18 @@ def export_run(workdir: str, *, out: str = DEFAULT_OUT,
         conversion; nothing is written then.
     """
     from ram_tf import inference
-    from ram_tf import training
+    from ram_tf import loading
+    from ram_tf import provenance
 
-    config, trained = training.load_run(workdir)
+    config, trained = loading.load_run(workdir)
     d = config.data
     trained.input_hwc = (d.canvas_size, d.canvas_size, d.channels)
     if fmt not in SENSOR_OF_FORMAT:
-        raise ExportError(f"format {fmt!r}; allowed: saved_model, tflite")
+        raise ExportError(f"format {fmt!r}; allowed: "
+                          + ", ".join(SENSOR_OF_FORMAT))
+    if quantize != "none" and fmt != "tflite":
+        raise ExportError(f"quantize={quantize!r} applies to TFLite files "
+                          f"only; a {fmt} export is float32")
     if isinstance(chains, bool) or not isinstance(chains, int) or chains < 1:
         raise ExportError(f"chains={chains!r}; expected a positive integer "
                           "(1: no slicing)")
@@ -283,6 +293,8 @@ def export_run(workdir: str, *, out: str = DEFAULT_OUT,
                               ">= 1 (TF Serving's version folders)")
         key = str(version if version is not None
                   else (existing[-1] + 1 if existing else 1))
+    elif fmt == "onnx":
+        key = "model.onnx"
     else:
         key = f"model_{'fp32' if quantize == 'none' else quantize}.tflite"
     manifest_lib.check_target(base, manifest, task=config.task,
@@ -290,7 +302,7 @@ def export_run(workdir: str, *, out: str = DEFAULT_OUT,
                               version_given=version is not None, force=force)
     final = os.path.join(base, key)
     arrays = None
-    if score or quantize == "int8":
+    if score or quantize == "int8" or fmt == "onnx":
         arrays = datasets.fixed_arrays(d, "test", mnist_dir, data_dir,
                                        cache_dir)
     os.makedirs(base, exist_ok=True)
@@ -299,6 +311,17 @@ def export_run(workdir: str, *, out: str = DEFAULT_OUT,
         if fmt == "saved_model":
             write_saved_model(model, staging, config.train.mc_samples)
             probe = staging
+        elif fmt == "onnx":
+            sm_dir = os.path.join(staging, "saved_model")
+            write_saved_model(model, sm_dir, config.train.mc_samples,
+                              checked=False)
+            images = (arrays["image"][:ONNX_CHECK_IMAGES]
+                      .astype(np.float32) / 255.0)
+            probe = os.path.join(staging, key)
+            data = onnx_export.onnx_bytes(
+                sm_dir, lambda x: _answers(model, x), images)
+            with open(probe, "wb") as f:
+                f.write(data)
         else:  # "tflite" (formats were checked above)
             sm_dir = os.path.join(staging, "saved_model")
             # TFLite keeps builtins only: the converter drops the checked
@@ -327,9 +350,9 @@ def export_run(workdir: str, *, out: str = DEFAULT_OUT,
                  # SavedModel graph (`checked_images`).
                  "input_checks": fmt == "saved_model",
                  # An unfinished run exports its latest checkpoint; say so.
-                 "updates": training.trained_updates(workdir, config),
+                 "updates": loading.trained_updates(workdir, config),
                  "planned_updates": config.train.steps,
-                 "versions": training.versions()}
+                 "versions": provenance.versions()}
         if score:
             try:
                 entry["test_error"] = inference.test_error(
@@ -352,7 +375,7 @@ def export_run(workdir: str, *, out: str = DEFAULT_OUT,
                                         "locations"],
                     "monte_carlo": ["probabilities", "classes",
                                     "locations"]},
-                "versions": training.versions()})
+                "versions": provenance.versions()})
         manifest["artefacts"][key] = entry
         manifest_lib.fill_checksums(base, manifest)
         manifest_lib.write(base, manifest)
@@ -360,6 +383,14 @@ def export_run(workdir: str, *, out: str = DEFAULT_OUT,
     finally:
         if os.path.exists(staging):
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _answers(model, images) -> dict:
+    """The deterministic policy's probabilities and classes (NumPy)."""
+    out = model.rollouts(tf.constant(images))
+    probabilities = tf.nn.softmax(out["logits"]).numpy()
+    return {"probabilities": probabilities,
+            "classes": probabilities.argmax(axis=-1)}
 
 
 def keras_from_export(path: str):

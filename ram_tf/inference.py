@@ -1,4 +1,5 @@
-"""Running exported models: `load_exported(path)` for SavedModel and TFLite.
+"""Running exported models: `load_exported(path)` for SavedModel, TFLite
+and ONNX.
 
 `load_exported` returns a callable taking a NumPy batch float32
 [batch, H, W, C] in [0, 1], white digits on a black background as in
@@ -10,9 +11,10 @@ classes [batch], locations [batch, T, 2]). Inputs are checked first
 - values outside [0, 1] (0-255 images) and images that look inverted
   (black digit on white: a mostly bright border) get an `InputWarning`,
   since the model would answer them with confidence, and wrongly.
-A `.tflite` path runs in the `ai_edge_litert` interpreter (no TensorFlow
-in the loop); anything else is loaded as a SavedModel (a version folder,
-or a model folder whose highest version is taken). Before loading, the
+A `.tflite` path runs in the `ai_edge_litert` interpreter and a `.onnx`
+path in onnxruntime, neither importing TensorFlow; anything else is
+loaded as a SavedModel (a version folder, or a model folder whose highest
+version is taken). Before loading, the
 artefact is checked against the sha256 its MANIFEST.json records
 (`ram_tf.manifest.verify`). Load only SavedModels you trust: a SavedModel's
 graph can hold ops that read and write files; TFLite builtins cannot.
@@ -146,8 +148,33 @@ class _TFLiteRunner:
             return self._runner(images=x)
 
 
+class _OnnxRunner:
+    def __init__(self, path: str):
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ImportError(
+                f"{path} is an ONNX model: running it needs onnxruntime "
+                '(pip install "ram-tf[onnx]")') from None
+        self.path = path
+        options = onnxruntime.SessionOptions()
+        # All cores, as for TFLite.
+        options.intra_op_num_threads = os.cpu_count() or 1
+        self._session = onnxruntime.InferenceSession(
+            path, options, providers=["CPUExecutionProvider"])
+        self._outputs = [o.name for o in self._session.get_outputs()]
+        shape = self._session.get_inputs()[0].shape
+        self.input_shape = tuple(int(d) for d in shape[1:])
+
+    def __call__(self, images):
+        x = check_images(images, self.input_shape)
+        return dict(zip(self._outputs,
+                        self._session.run(None, {"images": x})))
+
+
 def load_exported(path: str, verify: bool = True):
-    """A callable for an exported model (SavedModel folder or .tflite).
+    """A callable for an exported model (SavedModel folder, .tflite or
+    .onnx).
 
     With `verify`, an artefact whose bytes differ from the sha256 its
     MANIFEST.json records is refused (`manifest.IntegrityError`, a
@@ -159,6 +186,8 @@ def load_exported(path: str, verify: bool = True):
         manifest.verify(path)
     if path.endswith(".tflite"):
         return _TFLiteRunner(path)
+    if path.endswith(".onnx"):
+        return _OnnxRunner(path)
     return _SavedModelRunner(path)
 
 

@@ -4,6 +4,7 @@ rules that keep an export from damaging what is already there.
   NAME/N/                 SavedModel, TF Serving version N (the highest is
                           the one served)
   NAME/model_Q.tflite     TFLite, Q in fp32, dynamic, float16, int8
+  NAME/model.onnx         ONNX, the deterministic float32 policy
   NAME/MANIFEST.json      task and input of the folder; per artefact its
                           run's config, test error, library versions and
                           sha256
@@ -20,7 +21,8 @@ against damage and mix-ups, not against a hostile folder whose manifest
 was rewritten too: load only SavedModels you trust, since a SavedModel's
 graph can hold ops that read and write files (TFLite builtins cannot).
 
-No TensorFlow here: `load_exported` on a .tflite file runs without it.
+No TensorFlow here: `load_exported` on a .tflite or .onnx file runs
+without it.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ MANIFEST = "MANIFEST.json"
 
 # What `ram_tf.export` makes, here without TensorFlow so that the CLI reads
 # its choices and defaults from them before TensorFlow loads.
-FORMATS = ("saved_model", "tflite")
+FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZE = ("none", "dynamic", "float16", "int8")  # TFLite only
 # What an exported SavedModel's glimpse network and core multiply in
 # (`ram_tf.export.serving_model`); TFLite files are float32 (or quantized).
@@ -229,9 +231,10 @@ def move_into_place(new: str, final: str, force: bool) -> None:
 
 
 def locate(path: str) -> tuple[str, str]:
-    """(model folder, manifest key) of an artefact path: a .tflite file, a
-    SavedModel version folder, or a model folder (its highest version)."""
-    if path.endswith(".tflite"):
+    """(model folder, manifest key) of an artefact path: a .tflite or
+    .onnx file, a SavedModel version folder, or a model folder (its highest
+    version)."""
+    if path.endswith((".tflite", ".onnx")):
         full = os.path.abspath(path)
     else:
         full = os.path.abspath(latest_version(path))

@@ -130,7 +130,8 @@ def reproduce(experiment: registry.Experiment, runs_dir: str,
     workdir = os.path.join(runs_dir, experiment.id)
     results = training.train_and_evaluate(experiment.config(), workdir,
                                           **train_kwargs)
-    collect(experiment, workdir, results_dir)
+    if results.get("chief", True):  # a multi-worker run: the chief copies
+        collect(experiment, workdir, results_dir)
     return results
 
 

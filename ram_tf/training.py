@@ -38,14 +38,11 @@ import dataclasses
 import logging
 import math
 import os
-import platform
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from ram_tf import __version__
 from ram_tf import config as config_lib
 from ram_tf import datasets
 from ram_tf import devices
@@ -60,32 +57,15 @@ from ram_tf.callbacks import TrainingDiverged  # noqa: F401  (public here)
 from ram_tf.callbacks import UpdateCounter
 from ram_tf.callbacks import UpdateGuard
 from ram_tf.callbacks import WorkerCheckpointer
+from ram_tf.loading import load_run  # noqa: F401  (public here)
+from ram_tf.loading import trained_updates  # noqa: F401  (public here)
+from ram_tf.optimizer import StepDecay  # noqa: F401  (public here)
+from ram_tf.optimizer import make_optimizer
+from ram_tf.provenance import hardware
+from ram_tf.provenance import versions  # noqa: F401  (public here)
 from ram_tf.rundir import RunDirError
 
 logger = logging.getLogger("ram_tf")
-
-
-@keras.saving.register_keras_serializable(package="ram_tf")
-class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """lr(s) = max(lr0 * decay^floor(s / decay_steps), min_lr)."""
-
-    def __init__(self, initial, decay, decay_steps, minimum):
-        self.initial, self.decay = float(initial), float(decay)
-        self.decay_steps, self.minimum = int(decay_steps), float(minimum)
-
-    def __call__(self, step):
-        exponent = tf.floor(tf.cast(step, tf.float32) / self.decay_steps)
-        return tf.maximum(self.initial * self.decay**exponent, self.minimum)
-
-    def get_config(self):
-        return {"initial": self.initial, "decay": self.decay,
-                "decay_steps": self.decay_steps, "minimum": self.minimum}
-
-
-def make_optimizer(train: config_lib.TrainConfig) -> keras.optimizers.Adam:
-    schedule = StepDecay(train.learning_rate, train.lr_decay,
-                         train.lr_decay_steps, train.min_learning_rate)
-    return keras.optimizers.Adam(schedule, global_clipnorm=train.clipnorm)
 
 
 # Settings a resumed run may change: the total steps and the epoch length
@@ -128,26 +108,6 @@ def _check_same_run(workdir: str, config: config_lib.ExperimentConfig):
     # What changes how the numbers are computed: the machine settings.
     return [f"machine.{k}: {v!r} -> {new['machine'][k]!r}"
             for k, v in old["machine"].items() if v != new["machine"][k]]
-
-
-def versions() -> dict[str, str]:
-    import tensorflow_probability as tfp
-
-    return {
-        "ram_tf": __version__, "tensorflow": tf.__version__,
-        "keras": keras.__version__, "tensorflow_probability": tfp.__version__,
-        "numpy": np.__version__, "python": platform.python_version(),
-    }
-
-
-def hardware() -> dict[str, object]:
-    """Where a number was measured: CPU model, cores and the vector units
-    that set its matmul rate (machines of one kind differ: AVX2 only vs
-    AVX-512 with BF16), read from /proc/cpuinfo where there is one."""
-    return {"machine": platform.machine(), "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
-            "gpus": runtime.visible_gpus(),
-            "onednn": runtime.onednn_enabled(), **runtime.cpu_info()}
 
 
 def train_and_evaluate(
@@ -424,68 +384,3 @@ def score(model, config, *, mnist_dir=None, data_dir=None, cache_dir=None,
         f"{split}_sha256": datasets.fingerprint(arrays),
         f"{split}_eval_seconds": time.time() - started,
     }
-
-
-def trained_updates(workdir: str, config) -> int:
-    """Updates behind the weights `load_run` returns: the finished run's
-    count, else the optimizer step stored in the newest readable
-    checkpoint."""
-    weights = os.path.join(workdir, "model.weights.h5")
-    if os.path.exists(weights) and rundir.h5_readable(weights):
-        path = os.path.join(workdir, "results.json")
-        return (int(rundir.read_json(path)["updates"])
-                if os.path.exists(path) else config.train.steps)
-    for prefix in rundir.checkpoint_prefixes(os.path.join(workdir,
-                                                          "checkpoints")):
-        try:
-            return int(tf.train.load_variable(prefix, _ITERATIONS_KEY))
-        except Exception:  # damaged: load_run falls back the same way
-            continue
-    return 0
-
-
-# Where tf.train.Checkpoint(model=..., optimizer=...) keeps the step count.
-_ITERATIONS_KEY = "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
-
-
-def load_run(workdir: str, precision: str | None = None):
-    """(config, model with final or latest weights) of a run directory.
-
-    Args:
-      precision: build the model in this machine.precision instead of the
-        config's (`rundir.trained_precision` gives the one it trained in).
-
-    An unreadable model.weights.h5 (a write cut short by older versions)
-    falls back to the newest readable checkpoint, with a warning.
-    """
-    path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
-        raise RunDirError(f"{workdir} is not a run directory (no config.json)")
-    config = config_lib.ExperimentConfig.from_dict(rundir.read_json(path))
-    if precision is not None:
-        config = dataclasses.replace(config, machine=dataclasses.replace(
-            config.machine, precision=precision))
-    model = build_model(config)
-    weights = os.path.join(workdir, "model.weights.h5")
-    problem = "has no weights or checkpoints yet"
-    if os.path.exists(weights):
-        try:
-            model.load_weights(weights)
-            return config, model
-        except Exception as e:  # h5py raises OSError, Keras ValueError
-            problem = (f"has an unreadable model.weights.h5 "
-                       f"({rundir._first_line(e)}) and no checkpoint")
-            logger.warning("%s cannot be read (%s); using the newest "
-                           "checkpoint instead", weights,
-                           rundir._first_line(e))
-    # The structure training saved, optimizer included: DRAM's context
-    # convolutions sit in a list that the checkpoint reaches only through
-    # the optimizer's variable references, so `Checkpoint(model=model)`
-    # alone would leave them at their initial values.
-    optimizer = make_optimizer(config.train)
-    optimizer.build(model.trainable_variables)
-    ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer)
-    if rundir.restore_checkpoint(ckpt, os.path.join(workdir, "checkpoints"),
-                                 partial=True) is None:
-        raise RunDirError(f"{workdir} {problem}")
-    return config, model
