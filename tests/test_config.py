@@ -46,10 +46,15 @@ def test_impossible_settings_are_refused(overrides, match):
 # config.json files of the layout before the machine group: the machine
 # settings inside glimpse and train.
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OLD_LAYOUT = sorted(
-    glob.glob(os.path.join(_REPO, "results", "*", "config.json"))
+def _old_layout(path):
+    with open(path) as f:
+        return "machine" not in json.load(f)
+
+
+OLD_LAYOUT = sorted(filter(_old_layout, glob.glob(
+    os.path.join(_REPO, "results", "*", "config.json"))
     + glob.glob(os.path.join(_REPO, "results", "studies", "*",
-                             "config.json")))
+                             "config.json"))))
 _OLD_PLACES = {("glimpse", "backend"): "backend", ("glimpse", "xla"): "xla",
                ("train", "precision"): "precision",
                ("train", "chains"): "chains",
@@ -61,7 +66,7 @@ _OLD_PLACES = {("glimpse", "backend"): "backend", ("glimpse", "xla"): "xla",
 def test_old_layout_config_json_loads_into_machine(path):
     with open(path) as f:
         saved = json.load(f)
-    assert "machine" not in saved and "backend" in saved["glimpse"]
+    assert "backend" in saved["glimpse"]
     cfg = config_lib.ExperimentConfig.from_dict(saved)
     for (group, field), name in _OLD_PLACES.items():
         default = getattr(config_lib.MachineConfig(), name)

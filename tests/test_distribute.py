@@ -4,7 +4,7 @@ what cannot run is refused by name.
 
 The CPU can be split into logical devices only before TensorFlow's first
 op, so runs on 2 replicas and multi-worker clusters are separate
-processes (`replica_update.py`, `ram-tf train`).
+processes (`distributed_checks.py`, `ram-tf train`).
 """
 
 import json
@@ -34,17 +34,20 @@ def _env(**extra):
             "PYTHONPATH": os.path.dirname(HERE), **extra}
 
 
-def _update(replicas, jit, tmp_path):
-    out = tmp_path / f"update_{replicas}_{jit}.npz"
-    subprocess.run([sys.executable, os.path.join(HERE, "replica_update.py"),
-                    str(replicas), jit, str(out)], env=_env(), check=True,
-                   capture_output=True, text=True)
-    return dict(np.load(out))
-
-
 @pytest.fixture(scope="module")
-def one_device(tmp_path_factory):
-    return _update(1, "nojit", tmp_path_factory.mktemp("one_device"))
+def checks(tmp_path_factory):
+    """Outputs of `distributed_checks.py` (one process for all of them)."""
+    out = tmp_path_factory.mktemp("distributed")
+    done = subprocess.run([sys.executable,
+                           os.path.join(HERE, "distributed_checks.py"),
+                           str(out)], env=_env(), capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    return out
+
+
+def _update(checks, name):
+    return dict(np.load(checks / f"update_{name}.npz"))
 
 
 def _assert_same_update(got, want):
@@ -62,17 +65,16 @@ def _assert_same_update(got, want):
                                    err_msg=key)
 
 
-def test_one_update_on_two_replicas_is_the_one_device_update(one_device,
-                                                              tmp_path):
+def test_one_update_on_two_replicas_is_the_one_device_update(checks):
     """Same weights, same batch, same policy noise: the loss terms and the
     gradients of the global batch, to float32 rounding. A replica that drew
     its own noise, or gradients summed without the 1/N, would differ in
     the reinforce term or by a factor of 2."""
-    _assert_same_update(_update(2, "nojit", tmp_path), one_device)
+    _assert_same_update(_update(checks, "two"), _update(checks, "one"))
 
 
-def test_whole_step_xla_update_is_the_default_update(one_device, tmp_path):
-    _assert_same_update(_update(1, "jit", tmp_path), one_device)
+def test_whole_step_xla_update_is_the_default_update(checks):
+    _assert_same_update(_update(checks, "jit"), _update(checks, "one"))
 
 
 def _train(workdir, *flags, env=None, output=None, **popen):
@@ -99,6 +101,9 @@ def _finish(process, timeout=600):
 
 
 def test_mirrored_on_two_logical_cpus_trains_with_results(tmp_path):
+    """`ram-tf train ... --distribute mirrored --replicas 2` (its own
+    process: a second MirroredStrategy in one process reuses collective
+    keys)."""
     code, out = _finish(_train(tmp_path / "run", "--steps", "4",
                                "--distribute", "mirrored", "--replicas",
                                "2"))
