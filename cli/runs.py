@@ -154,11 +154,14 @@ def data(task, split, count, out, mnist_dir, data_dir, **settings):
 @click.option("--chains", type=click.IntRange(min=0), default=None,
               help="machine.chains of the timed model (0: automatic) "
               "[default: the train default]")
+@click.option("--exported/--no-exported", default=True, show_default=True,
+              help="also time the exported SavedModels and TFLite file "
+              "(fresh processes; the slowest part)")
 @click.option("--json", "as_json", is_flag=True, help="print JSON only")
 @mnist_option
 @data_dir_option
 def benchmark(model_name, task, batch_size, mc_samples, repeats, steps,
-              precision, chains, as_json, mnist_dir, data_dir):
+              precision, chains, exported, as_json, mnist_dir, data_dir):
     """Training and inference speed, and the machine's matmul rate."""
     quiet_tensorflow()
     try:
@@ -173,7 +176,8 @@ def benchmark(model_name, task, batch_size, mc_samples, repeats, steps,
 
     try:
         result = bench.run(cfg, repeats=repeats, steps=steps,
-                           mnist_dir=mnist_dir, data_dir=data_dir)
+                           mnist_dir=mnist_dir, data_dir=data_dir,
+                           exported=exported)
     except mnist.MnistNotFoundError as e:
         fail(str(e))
     if as_json:
@@ -203,9 +207,11 @@ def benchmark(model_name, task, batch_size, mc_samples, repeats, steps,
     for key, r in result["inference"].items():
         click.echo(f"Keras inference {key.replace('_', ' ')}: "
                    f"{r['images_per_s']:.0f} images/s")
-    exported = result["exported"]
+    exported = result.get("exported")
     for key, threads in (("tf_defaults", "default threads"),
                          ("intra_op_1", "1 intra-op thread")):
+        if exported is None:
+            break
         for kind, label in (("saved_model", "SavedModel"),
                             ("saved_model_bf16", "SavedModel bf16")):
             for size in (1, 256):
@@ -215,8 +221,10 @@ def benchmark(model_name, task, batch_size, mc_samples, repeats, steps,
                 click.echo(f"{label} ({exported['saved_model_chains']} "
                            f"chains, {threads}) batch {size}: "
                            f"{r['images_per_s']:.0f} images/s")
-    tflite = exported["tf_defaults"]["tflite_fp32_batch_1"]
-    click.echo(f"TFLite fp32 batch 1: {tflite['ms_per_image']:.2f} ms/image")
+    if exported is not None:
+        tflite = exported["tf_defaults"]["tflite_fp32_batch_1"]
+        click.echo(f"TFLite fp32 batch 1: {tflite['ms_per_image']:.2f} "
+                   "ms/image")
     click.echo(f"FLOPs: {result['flops']['train_update'] / 1e9:.2f} G per "
                f"update, {result['flops']['forward_per_image'] / 1e6:.2f} M "
                "per image (deterministic inference)")

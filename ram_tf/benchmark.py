@@ -105,7 +105,7 @@ def matmul_gflops(repeats: int = 5, n: int = 2048, dtype=tf.float32,
 
 
 def run(config, *, repeats: int = 5, steps: int = 20,
-        mnist_dir=None, data_dir=None) -> dict:
+        mnist_dir=None, data_dir=None, exported: bool = True) -> dict:
     """All figures for one config; see the module docstring."""
     t, m = config.train, config.machine
     plan = devices.choose(m, devices.find())
@@ -180,8 +180,9 @@ def run(config, *, repeats: int = 5, steps: int = 20,
         if size == 1:
             out["inference"]["batch_1"]["latency_ms"] = latency_ms(
                 lambda: infer(x).numpy(), _latency_calls(repeats, steps))
-    out["exported"] = exported_inference(model, config, batch["image"],
-                                         repeats, steps)
+    if exported:
+        out["exported"] = exported_inference(model, config, batch["image"],
+                                             repeats, steps)
     out["versions"] = {"tensorflow": tf.__version__,
                        "keras": keras.__version__, "numpy": np.__version__}
     # Eigen (0) or oneDNN (1) CPU kernels; ram_tf defaults to Eigen.
