@@ -32,11 +32,16 @@ from ram_tf_cli.common import quiet_tensorflow
 @click.option("--force", is_flag=True,
               help="replace an existing version or TFLite file (otherwise "
               "refused, nothing written)")
-@click.option("--chains", type=click.IntRange(1),
-              default=manifest_lib.DEFAULT_CHAINS, show_default=True,
+@click.option("--chains", type=click.IntRange(1), default=None,
               help="SavedModel only: batch slices computed concurrently; "
               "serve with one intra-op thread per core's slice "
-              "(docs/serving.md, \"Rollout chains\"); 1: no slicing")
+              "(docs/serving.md, \"Rollout chains\"); 1: no slicing "
+              f"[default: {manifest_lib.DEFAULT_CHAINS}; 1 with --xla]")
+@click.option("--xla", is_flag=True,
+              help="SavedModel only, float32: XLA-compiled signatures, "
+              "faster at batch 1; TF Serving runs them with "
+              "--xla_cpu_compilation_enabled=true (docs/serving.md, "
+              "\"XLA\")")
 @click.option("--precision", type=click.Choice(manifest_lib.EXPORT_PRECISIONS),
               default="float32", show_default=True,
               help="SavedModel only: mixed_bfloat16 multiplies the glimpse "
@@ -47,8 +52,8 @@ from ram_tf_cli.common import quiet_tensorflow
               help="skip measuring the artefact's test error")
 @mnist_option
 @data_dir_option
-def export(workdir, fmt, quantize, name, version, out, chains, precision,
-           force, no_score, mnist_dir, data_dir):
+def export(workdir, fmt, quantize, name, version, out, chains, xla,
+           precision, force, no_score, mnist_dir, data_dir):
     """Export a run as a TF Serving SavedModel, a TFLite file or an ONNX file.
 
     --format onnx writes the deterministic float32 policy for ONNX Runtime
@@ -77,8 +82,17 @@ def export(workdir, fmt, quantize, name, version, out, chains, precision,
 
     # The test error is measured here: bfloat16 matmuls need oneDNN.
     runtime.prepare_tensorflow(precision)
-    if chains != manifest_lib.DEFAULT_CHAINS and fmt != "saved_model":
+    if chains is not None and fmt != "saved_model":
         fail("--chains applies to --format saved_model only")
+    if xla and fmt != "saved_model":
+        fail("--xla applies to --format saved_model only (TFLite and ONNX "
+             "files run in their own runtimes)")
+    if xla and precision != "float32":
+        fail("--xla exports are float32; --precision mixed_bfloat16 applies "
+             "to plain SavedModels")
+    if xla and chains not in (None, 1):
+        fail(f"--chains {chains} with --xla: an XLA export computes a batch "
+             "as one cluster (chains 1)")
     from ram_tf import export as export_lib
     from ram_tf import mnist
     from ram_tf import training
@@ -86,7 +100,7 @@ def export(workdir, fmt, quantize, name, version, out, chains, precision,
     try:
         entry = export_lib.export_run(
             workdir, out=out, name=name, version=version, fmt=fmt,
-            quantize=quantize, chains=chains, precision=precision,
+            quantize=quantize, chains=chains, precision=precision, xla=xla,
             force=force, mnist_dir=mnist_dir,
             data_dir=data_dir,
             score=not no_score)

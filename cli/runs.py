@@ -208,23 +208,26 @@ def benchmark(model_name, task, batch_size, mc_samples, repeats, steps,
         click.echo(f"Keras inference {key.replace('_', ' ')}: "
                    f"{r['images_per_s']:.0f} images/s")
     exported = result.get("exported")
+    chains = exported and exported["saved_model_chains"]
+    artefacts = (("saved_model", f"SavedModel ({chains} chains)"),
+                 ("saved_model_xla", "SavedModel XLA"),
+                 ("saved_model_bf16", "SavedModel bf16"),
+                 ("tflite_fp32", "TFLite fp32"), ("onnx", "ONNX"))
     for key, threads in (("tf_defaults", "default threads"),
                          ("intra_op_1", "1 intra-op thread")):
         if exported is None:
             break
-        for kind, label in (("saved_model", "SavedModel"),
-                            ("saved_model_bf16", "SavedModel bf16")):
-            for size in (1, 256):
-                r = exported[key].get(f"{kind}_batch_{size}")
-                if r is None:  # bf16: only where the CPU has bf16 units
-                    continue
-                click.echo(f"{label} ({exported['saved_model_chains']} "
-                           f"chains, {threads}) batch {size}: "
-                           f"{r['images_per_s']:.0f} images/s")
-    if exported is not None:
-        tflite = exported["tf_defaults"]["tflite_fp32_batch_1"]
-        click.echo(f"TFLite fp32 batch 1: {tflite['ms_per_image']:.2f} "
-                   "ms/image")
+        for kind, label in artefacts:
+            one = exported[key].get(f"{kind}_batch_1")
+            many = exported[key].get(f"{kind}_batch_256")
+            if one is None:  # bf16 where the CPU has bf16 units; ONNX extra
+                continue
+            lat = one["latency_ms"]
+            click.echo(f"{label}, {threads}: batch 1 median "
+                       f"{lat['median']:.2f} ms, p99 {lat['p99']:.2f} ms; "
+                       f"batch 256 {many['images_per_s']:.0f} images/s")
+    if exported is not None and "onnx" in exported:
+        click.echo(f"ONNX {exported['onnx']}")
     click.echo(f"FLOPs: {result['flops']['train_update'] / 1e9:.2f} G per "
                f"update, {result['flops']['forward_per_image'] / 1e6:.2f} M "
                "per image (deterministic inference)")

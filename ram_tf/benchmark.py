@@ -6,15 +6,17 @@ Figures (median of `repeats` timed blocks after warm-up, with min and max):
 - train_step: the same step on one fixed batch (the model alone);
 - data: training canvases/s of the tf.data pipeline alone;
 - inference: images/s of the deterministic policy at batch 1 and 256, for
-  the Keras model (its rollout chains) and the exported SavedModel, and
-  the TFLite fp32 per-image latency (LiteRT interpreter). The exported
-  artefacts (the SavedModel with `ram-tf export`'s 2 rollout chains) are
-  timed in fresh processes with TensorFlow's own kernels (oneDNN), not
-  under the training process's kernel and thread choices: once with the
-  default thread pools, once with one intra-op thread per op (the serving
-  setting for chains). At batch 1 every artefact also gets its latency
-  distribution (`latency_ms`: median, p90, p99, max of calls timed one by
-  one), since a person waits for the slow calls too;
+  the Keras model (its rollout chains) and every exported artefact: the
+  SavedModel with `ram-tf export`'s 2 rollout chains, the XLA SavedModel
+  (`--xla`), the bf16 one where the CPU has bf16 units, TFLite fp32
+  (LiteRT interpreter) and, with the onnx extra, ONNX (onnxruntime). The
+  exported artefacts are timed in fresh processes with TensorFlow's own
+  kernels (oneDNN), not under the training process's kernel and thread
+  choices: once with the default thread pools, once with one intra-op
+  thread per op (the serving setting for chains). At batch 1 every
+  artefact also gets its latency distribution (`latency_ms`: median, p90,
+  p99, max of calls timed one by one), since a person waits for the slow
+  calls too;
 - machine_plan: the settings chosen for the device found
   (`ram_tf.devices.Plan`), and the device's name;
 - matmul: dense float32 GFLOP/s of a 2048^3 matmul, the machine's yardstick
@@ -192,13 +194,15 @@ def run(config, *, repeats: int = 5, steps: int = 20,
 
 
 def exported_inference(model, config, images, repeats, steps) -> dict:
-    """images/s of the SavedModel (batch 1, 256) and TFLite fp32 latency,
-    timed by `time_exported` in fresh processes: one with TensorFlow's
-    defaults (oneDNN, every core in each op), as a server loads them
-    untuned, and one with one intra-op thread per op, the serving setting
-    for the export's rollout chains (`ram_tf.export`).
+    """Batch-1 latency and batch-256 images/s of every exported artefact
+    (module docstring), timed by `time_exported` in fresh processes: one
+    with TensorFlow's defaults (oneDNN, every core in each op), as a server
+    loads them untuned, and one with one intra-op thread per op, the
+    serving setting for the export's rollout chains (`ram_tf.export`).
+    ONNX is left out, and said so, without the onnx extra.
     """
     from ram_tf import export
+    from ram_tf import onnx_export
 
     d = config.data
     model.input_hwc = (d.canvas_size, d.canvas_size, d.channels)
@@ -217,6 +221,20 @@ def exported_inference(model, config, images, repeats, steps) -> dict:
                                  config.train.mc_samples)
         with open(tmp + "/model.tflite", "wb") as f:
             f.write(export.tflite_bytes(tmp + "/sm_tflite"))
+        export.write_saved_model(
+            export.serving_model(model, backend=export.XLA_SENSOR),
+            tmp + "/sm_xla", config.train.mc_samples, xla=True)
+        onnx_model = export.serving_model(model, "onnx")
+        export.write_saved_model(onnx_model, tmp + "/sm_onnx",
+                                 config.train.mc_samples, checked=False)
+        try:
+            data = onnx_export.onnx_bytes(
+                tmp + "/sm_onnx", lambda x: export.answers(onnx_model, x),
+                images.numpy())
+            with open(tmp + "/model.onnx", "wb") as f:
+                f.write(data)
+        except onnx_export.OnnxExportError as e:
+            results["onnx"] = f"not timed: {e}"
         np.save(tmp + "/image.npy", images[:1].numpy())
         # TensorFlow's own kernel default (oneDNN on x86), not ram_tf's.
         env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1"}
@@ -236,11 +254,11 @@ def exported_inference(model, config, images, repeats, steps) -> dict:
 
 def time_exported(folder: str, repeats: int, steps: int,
                   intra_op: int = 0) -> dict:
-    """Time `folder`/sm (SavedModel), `folder`/sm_bf16 (the same exported
-    with precision mixed_bfloat16, where present) and `folder`/model.tflite
-    on copies of `folder`/image.npy [1, H, W, C], in the calling process,
-    before whose first op `intra_op` (when > 0) sets TensorFlow's intra-op
-    pool."""
+    """Time `folder`/sm (SavedModel), sm_xla (the same with XLA
+    signatures), sm_bf16 (exported with precision mixed_bfloat16, where
+    present), model.tflite and model.onnx (where present) on copies of
+    `folder`/image.npy [1, H, W, C], in the calling process, before whose
+    first op `intra_op` (when > 0) sets TensorFlow's intra-op pool."""
     if intra_op:
         tf.config.threading.set_intra_op_parallelism_threads(intra_op)
     from ram_tf import inference
@@ -248,13 +266,25 @@ def time_exported(folder: str, repeats: int, steps: int,
     one = np.load(folder + "/image.npy")
     # TFLite first, before TensorFlow runs an op here: on a device no
     # TensorFlow thread pool competes with the interpreter's threads.
-    tfl = inference.load_exported(folder + "/model.tflite")
-    s = _timed(lambda: tfl(one), repeats, steps * 10)
-    tflite = {"ms_per_image": 1000 * s["median"],
-              "spread_ms": [1000 * s["min"], 1000 * s["max"]],
-              "latency_ms": latency_ms(lambda: tfl(one),
-                                       _latency_calls(repeats, steps))}
-    saved = {"saved_model": inference.load_exported(folder + "/sm")}
+    runners = {"tflite_fp32": inference.load_exported(
+        folder + "/model.tflite")}
+    if os.path.exists(folder + "/model.onnx"):
+        runners["onnx"] = inference.load_exported(folder + "/model.onnx")
+    standalone = {}
+    for key, fn in runners.items():
+        s = _timed(lambda: fn(one), repeats, steps * 10)
+        standalone[f"{key}_batch_1"] = {
+            "ms_per_image": 1000 * s["median"],
+            "spread_ms": [1000 * s["min"], 1000 * s["max"]],
+            "latency_ms": latency_ms(lambda: fn(one),
+                                     _latency_calls(repeats, steps))}
+        x = np.repeat(one, 256, axis=0)
+        s = _timed(lambda: fn(x), repeats, max(1, steps // 2))
+        standalone[f"{key}_batch_256"] = {
+            "images_per_s": 256 / s["median"],
+            "spread_images_per_s": [256 / s["max"], 256 / s["min"]]}
+    saved = {"saved_model": inference.load_exported(folder + "/sm"),
+             "saved_model_xla": inference.load_exported(folder + "/sm_xla")}
     if os.path.isdir(folder + "/sm_bf16"):
         saved["saved_model_bf16"] = inference.load_exported(
             folder + "/sm_bf16")
@@ -273,7 +303,7 @@ def time_exported(folder: str, repeats: int, steps: int,
             if size == 1:
                 result[f"{key}_batch_1"]["latency_ms"] = latency_ms(
                     lambda: sm(x), _latency_calls(repeats, steps))
-    result["tflite_fp32_batch_1"] = tflite
+    result.update(standalone)
     result["onednn"] = runtime.onednn_enabled()
     return result
 

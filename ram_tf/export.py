@@ -1,38 +1,39 @@
-"""Trained runs as servable artefacts: SavedModel (TF Serving) and TFLite.
+"""Trained runs as servable artefacts: SavedModel (TF Serving), TFLite and
+ONNX.
 
 Layout, one folder per model name (`ram_tf.manifest`):
   OUT/NAME/N/               SavedModel, TF Serving version N
   OUT/NAME/model_fp32.tflite (and _dynamic, _float16, _int8)
+  OUT/NAME/model.onnx       ONNX Runtime (`ram_tf.onnx_export`)
   OUT/NAME/MANIFEST.json    task, input; per artefact its config, test
                             error, library versions, sha256
 
-Signatures (public API, tested):
-  serving_default(images float32 [batch, H, W, C] in [0, 1]) ->
-    probabilities float32 [batch, 10], classes int64 [batch],
-    locations float32 [batch, T, 2]  (glimpse centres used, (y, x))
-  deterministic: the policy mean, so a request always gets the same answer.
-  monte_carlo(images, seed int32 [2]) -> the same keys, probabilities
-    averaged over M stochastic rollouts (locations of the first rollout);
-    SavedModel only.
-  Both refuse, as errors, images of another shape and NaN or Inf pixels
-  (`checked_images`; SavedModels exported before these checks lack them,
-  and `load_exported` checks in Python for every artefact).
+The signatures (public API, tested) are `ram_tf.signatures`':
+serving_default(images) and monte_carlo(images, seed), both refusing
+images of another shape and NaN or Inf pixels (SavedModels exported before
+these checks lack them, and `load_exported` checks in Python for every
+artefact). `xla=True` (`ram-tf export --xla`) compiles their rollouts with
+XLA: faster at batch 1, for TF Serving started with
+`--xla_cpu_compilation_enabled=true` (docs/serving.md, "XLA").
 
-Rollout chains (SavedModel): both signatures cut a request's batch into
-`chains` slices (default 2, `RecurrentAttentionModel.rollouts`) whose
+Rollout chains (plain SavedModel): both signatures cut a request's batch
+into `chains` slices (default 2, `RecurrentAttentionModel.rollouts`) whose
 rollouts share no op, so a server's inter-op threads run them at once. With
 one intra-op thread per op (TF Serving
 `--tensorflow_intra_op_parallelism=1`, or
 `tf.config.threading.set_intra_op_parallelism_threads(1)` in Python) each
 core then runs its own slice, more images/s than one chain at large
 batches; under TensorFlow's default pool (every core in each op) 2 chains
-serve about as fast as 1 (docs/serving.md, "Rollout chains";
-docs/performance.md, "Design decisions"). The answers do not depend on it.
+serve about as fast as 1 (docs/serving.md, "Rollout chains"). An XLA
+export has one chain: XLA's CPU code runs one cluster at a time. The
+answers do not depend on it.
 
-Both artefacts come from a copy of the model with a builtin-op glimpse
-sensor (matmul for the SavedModel, gather for TFLite: each the faster there)
-and no nested XLA; the same windows as `tf.image.extract_glimpse`, to float
-rounding. The copy computes in float32 unless a SavedModel is asked for in
+Every artefact comes from a copy of the model with a builtin-op glimpse
+sensor (`SENSOR_OF_FORMAT`, `XLA_SENSOR`: matmul for the plain SavedModel
+and ONNX, gather for TFLite and the XLA SavedModel: each the faster there)
+and no nested XLA;
+the same windows as `tf.image.extract_glimpse`, to float rounding. The
+copy computes in float32 unless a SavedModel is asked for in
 mixed_bfloat16 (`serving_model`, `ram-tf export --precision`). Writes are
 atomic: an artefact is assembled in a hidden temporary folder and renamed
 into place, and the manifest is replaced in one `os.replace`. What may be
@@ -46,7 +47,6 @@ import dataclasses
 import os
 import shutil
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -56,10 +56,12 @@ from ram_tf import onnx_export
 from ram_tf.manifest import DEFAULT_CHAINS
 from ram_tf.manifest import DEFAULT_OUT
 from ram_tf.manifest import EXPORT_PRECISIONS
-from ram_tf.manifest import QUANTIZE
 from ram_tf.manifest import ExportError
 from ram_tf.manifest import sha256
 from ram_tf.model import RecurrentAttentionModel
+from ram_tf.signatures import checked_images  # noqa: F401  (public here)
+from ram_tf.signatures import write_saved_model
+from ram_tf.tflite_export import tflite_bytes
 
 __all__ = ["ExportError", "export_run", "keras_from_export", "serving_model",
            "sha256", "tflite_bytes", "write_saved_model"]
@@ -69,6 +71,9 @@ __all__ = ["ExportError", "export_run", "keras_from_export", "serving_model",
 # The glimpse sensor each artefact format is built with (see serving_model).
 SENSOR_OF_FORMAT = {"saved_model": "matmul", "tflite": "gather",
                     "onnx": "matmul"}
+# Under XLA the gather sensor is the faster, at batch 1 and 256 alike
+# (docs/performance.md, "Serving").
+XLA_SENSOR = "gather"
 # The test images an ONNX export is compared on (`ram_tf.onnx_export`).
 ONNX_CHECK_IMAGES = 256
 
@@ -82,8 +87,8 @@ def use_export_sensor(model, precision: str) -> None:
 
 
 def serving_model(model: RecurrentAttentionModel, fmt: str = "saved_model",
-                  chains: int = 1, precision: str = "float32"
-                  ) -> RecurrentAttentionModel:
+                  chains: int = 1, precision: str = "float32",
+                  backend: str | None = None) -> RecurrentAttentionModel:
     """A copy of `model` with a builtin-op sensor and no nested XLA,
     cutting batches into `chains` slices (SavedModel; TFLite serves batch 1
     and keeps one).
@@ -102,7 +107,8 @@ def serving_model(model: RecurrentAttentionModel, fmt: str = "saved_model",
       bfloat16 units (docs/serving.md, "Precision").
     TF Serving runs no XLA by default and TFLite needs builtin ops. The
     matmul sensor is the fastest SavedModel without XLA; in TFLite at batch
-    1 the gather sensor is (docs/performance.md, "Design decisions").
+    1, and under XLA, the gather sensor is (docs/performance.md). `backend`
+    overrides the format's sensor (`XLA_SENSOR` for an XLA SavedModel).
     """
     if not isinstance(model, RecurrentAttentionModel):
         raise ExportError(f"only attention models (RAM, DRAM, L-DRAM) are "
@@ -115,7 +121,8 @@ def serving_model(model: RecurrentAttentionModel, fmt: str = "saved_model",
                           f"{fmt} exports are float32 (TFLite and ONNX "
                           "Runtime have no bfloat16 kernels for these "
                           "layers)")
-    config = {**model.get_config(), "backend": SENSOR_OF_FORMAT[fmt],
+    config = {**model.get_config(),
+              "backend": backend or SENSOR_OF_FORMAT[fmt],
               "xla_sensor": False, "precision": precision}
     copy = type(model).from_config(config)
     h, w, c = model.input_hwc
@@ -130,117 +137,12 @@ def serving_model(model: RecurrentAttentionModel, fmt: str = "saved_model",
     return copy
 
 
-def _outputs(out, probabilities):
-    return {
-        "probabilities": probabilities,
-        "classes": tf.argmax(probabilities, axis=-1, output_type=tf.int64),
-        "locations": out["locations"],
-    }
-
-
-def checked_images(images, hwc):
-    """`images` with two checked ops in front of the model: the declared
-    shape [batch, H, W, C] (`EnsureShape`; a SavedModel signature alone
-    lets a request of another shape with as many pixels through, reshaped)
-    and finite values (an `Assert`; a NaN pixel would answer class 0). TF
-    Serving returns either failure as an error naming it (`is_finite` +
-    `reduce_all` is cheaper than `CheckNumerics`, which also scans). TFLite
-    files are converted without them: `load_exported` checks in Python
-    there."""
-    images = tf.ensure_shape(images, [None, *hwc])
-    finite = tf.debugging.Assert(
-        tf.reduce_all(tf.math.is_finite(images)),
-        ["images must be finite float32 pixels in [0, 1] (white digit on "
-         "black); got NaN or Inf"])
-    with tf.control_dependencies([finite]):
-        return tf.identity(images)
-
-
-def _endpoints(model, mc_samples, checked=True):
-    def guard(images):
-        return checked_images(images, model.input_hwc) if checked else images
-
-    def serve(images):
-        out = model.rollouts(guard(images))
-        return _outputs(out, tf.nn.softmax(out["logits"]))
-
-    def monte_carlo(images, seed):
-        images = guard(images)
-        # The whole request's policy noise from the seed, then cut with the
-        # batch: the answer depends on the seed, not on `model.chains`.
-        noise = tf.random.stateless_normal(
-            [tf.shape(images)[0] * mc_samples, model.num_actions, 2], seed)
-        out = model.rollouts(images, sample=True, repeats=mc_samples,
-                             noise=noise)
-        probs = tf.nn.softmax(out["logits"])
-        probs = tf.reduce_mean(
-            tf.reshape(probs, [-1, mc_samples, probs.shape[-1]]), axis=1)
-        first = out["locations"][::mc_samples]
-        return _outputs({"locations": first}, probs)
-
-    return serve, monte_carlo
-
-
-def _spec(hwc, batch=None):
-    return tf.TensorSpec([batch, *hwc], tf.float32, name="images")
-
-
-def write_saved_model(model, path: str, mc_samples: int = 10,
-                      checked: bool = True) -> None:
-    """Write the SavedModel of `model` (a serving copy) to `path`; with
-    `checked`, its signatures refuse inputs of another shape and non-finite
-    pixels (`checked_images`)."""
-    serve, monte_carlo = _endpoints(model, mc_samples, checked)
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint("serving_default", serve,
-                         input_signature=[_spec(model.input_hwc)])
-    archive.add_endpoint(
-        "monte_carlo", monte_carlo,
-        input_signature=[_spec(model.input_hwc),
-                         tf.TensorSpec([2], tf.int32, name="seed")])
-    archive.write_out(path, verbose=False)
-
-
-def tflite_bytes(saved_model_dir: str, quantize: str = "none",
-                 representative: np.ndarray | None = None) -> bytes:
-    """Convert the SavedModel's serving_default to TFLite (builtins only).
-
-    Raises:
-      ExportError: if conversion needs anything but builtin ops.
-    """
-    if quantize not in QUANTIZE:
-        raise ExportError(f"quantize={quantize!r}; allowed: "
-                          f"{', '.join(QUANTIZE)}")
-    converter = tf.lite.TFLiteConverter.from_saved_model(
-        saved_model_dir, signature_keys=["serving_default"])
-    # Builtins only: a stray Flex or custom op fails here, not on a phone.
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quantize != "none":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantize == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    if quantize == "int8":
-        if representative is None:
-            raise ExportError("int8 quantization needs representative images")
-
-        def dataset():
-            for image in representative:
-                yield {"images": image[None].astype(np.float32)}
-
-        converter.representative_dataset = dataset
-    try:
-        return converter.convert()
-    except Exception as e:  # the converter raises several types
-        raise ExportError(f"TFLite conversion failed: {e}") from e
-
-
 def export_run(workdir: str, *, out: str = DEFAULT_OUT,
                name: str | None = None, version: int | None = None,
                fmt: str = "saved_model", quantize: str = "none",
-               chains: int = DEFAULT_CHAINS, precision: str = "float32",
-               force: bool = False, mnist_dir=None, data_dir=None,
-               cache_dir=None, score: bool = True) -> dict:
+               chains: int | None = None, precision: str = "float32",
+               xla: bool = False, force: bool = False, mnist_dir=None,
+               data_dir=None, cache_dir=None, score: bool = True) -> dict:
     """Export the run in `workdir`; returns the manifest entry written.
 
     Args:
@@ -255,9 +157,12 @@ def export_run(workdir: str, *, out: str = DEFAULT_OUT,
       fmt: "saved_model" or "tflite".
       quantize: TFLite only: none, dynamic, float16 or int8.
       chains: SavedModel only: batch slices computed concurrently (module
-        docstring); 1 computes a batch as one.
+        docstring); 1 computes a batch as one. Default: 2, or 1 with `xla`
+        (the only value it takes).
       precision: SavedModel only: "float32" or "mixed_bfloat16"
         (`serving_model`).
+      xla: SavedModel only, float32: XLA-compiled signatures
+        (`ram_tf.signatures`) with the gather sensor and one chain.
       force: replace an existing version or TFLite file of that name.
       score: measure the artefact's test error for the manifest.
 
@@ -278,10 +183,22 @@ def export_run(workdir: str, *, out: str = DEFAULT_OUT,
     if quantize != "none" and fmt != "tflite":
         raise ExportError(f"quantize={quantize!r} applies to TFLite files "
                           f"only; a {fmt} export is float32")
+    if xla and fmt != "saved_model":
+        raise ExportError(f"xla applies to SavedModels only; a {fmt} export "
+                          "runs in its own runtime")
+    if xla and precision != "float32":
+        raise ExportError(f"xla exports are float32; precision={precision!r}"
+                          " applies to plain SavedModels")
+    if chains is None:
+        chains = 1 if xla else DEFAULT_CHAINS
     if isinstance(chains, bool) or not isinstance(chains, int) or chains < 1:
         raise ExportError(f"chains={chains!r}; expected a positive integer "
                           "(1: no slicing)")
-    model = serving_model(trained, fmt, chains, precision)
+    if xla and chains != 1:
+        raise ExportError(f"chains={chains} with xla: an XLA export computes "
+                          "a batch as one cluster (chains 1)")
+    model = serving_model(trained, fmt, chains, precision,
+                          backend=XLA_SENSOR if xla else None)
     name = name or f"{config.model}_{config.task}"
     base = os.path.join(out, name)
     manifest = manifest_lib.read(base)
@@ -309,7 +226,8 @@ def export_run(workdir: str, *, out: str = DEFAULT_OUT,
     staging = manifest_lib.new_staging(base)
     try:
         if fmt == "saved_model":
-            write_saved_model(model, staging, config.train.mc_samples)
+            write_saved_model(model, staging, config.train.mc_samples,
+                              xla=xla)
             probe = staging
         elif fmt == "onnx":
             sm_dir = os.path.join(staging, "saved_model")
@@ -319,7 +237,7 @@ def export_run(workdir: str, *, out: str = DEFAULT_OUT,
                       .astype(np.float32) / 255.0)
             probe = os.path.join(staging, key)
             data = onnx_export.onnx_bytes(
-                sm_dir, lambda x: _answers(model, x), images)
+                sm_dir, lambda x: answers(model, x), images)
             with open(probe, "wb") as f:
                 f.write(data)
         else:  # "tflite" (formats were checked above)
@@ -346,6 +264,7 @@ def export_run(workdir: str, *, out: str = DEFAULT_OUT,
                  "glimpse_backend": model.sensor.backend,
                  "chains": model.chains,
                  "precision": precision,
+                 "xla": xla,
                  # New exports refuse other shapes and NaN/Inf inside the
                  # SavedModel graph (`checked_images`).
                  "input_checks": fmt == "saved_model",
@@ -385,7 +304,7 @@ def export_run(workdir: str, *, out: str = DEFAULT_OUT,
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _answers(model, images) -> dict:
+def answers(model, images) -> dict:
     """The deterministic policy's probabilities and classes (NumPy)."""
     out = model.rollouts(tf.constant(images))
     probabilities = tf.nn.softmax(out["logits"]).numpy()

@@ -35,12 +35,20 @@ def test_benchmark_command_prints_json(mnist_dir):
         # timed where the CPU multiplies bfloat16 natively, only there.
         assert ("saved_model_bf16_batch_256" in exported[key]) == (
             runtime.has_native_bf16())
+        # Every other artefact, at both sizes: the XLA SavedModel, TFLite
+        # and ONNX (the test extra installs onnxruntime).
+        for kind in ("saved_model_xla", "tflite_fp32", "onnx"):
+            assert exported[key][f"{kind}_batch_256"]["images_per_s"] > 0
+            assert exported[key][f"{kind}_batch_1"]["latency_ms"]
     # Batch 1 is also a latency distribution, for every artefact timed.
     for latency in (figures["inference"]["batch_1"]["latency_ms"],
                     exported["tf_defaults"]["saved_model_batch_1"][
                         "latency_ms"],
                     exported["intra_op_1"]["tflite_fp32_batch_1"][
-                        "latency_ms"]):
+                        "latency_ms"],
+                    exported["tf_defaults"]["saved_model_xla_batch_1"][
+                        "latency_ms"],
+                    exported["tf_defaults"]["onnx_batch_1"]["latency_ms"]):
         assert latency["calls"] >= 100
         assert 0 < latency["median"] <= latency["p90"] <= latency["p99"] \
             <= latency["max"]

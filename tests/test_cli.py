@@ -23,6 +23,12 @@ from ram_tf_cli.main import cli
     (["export", "runs/x", "--format", "tflite", "--chains", "3"],
      "--chains applies to --format saved_model only"),
     (["export", "runs/x", "--chains", "0"], "Invalid value for '--chains'"),
+    (["export", "runs/x", "--xla", "--format", "onnx"],
+     "--xla applies to --format saved_model only"),
+    (["export", "runs/x", "--xla", "--precision", "mixed_bfloat16"],
+     "--xla exports are float32"),
+    (["export", "runs/x", "--xla", "--chains", "2"],
+     "--chains 2 with --xla"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, message):
     result = CliRunner().invoke(cli, args)

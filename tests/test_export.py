@@ -173,7 +173,7 @@ def test_failed_export_leaves_nothing_and_versions_are_never_touched(
         export.export_run(exported["workdir"], out=exported["out"],
                           version=1, score=False)
 
-    def broken(model, path, mc_samples=10):
+    def broken(model, path, mc_samples=10, **kwargs):
         os.makedirs(path, exist_ok=True)
         with open(os.path.join(path, "saved_model.pb"), "wb") as f:
             f.write(b"half")
@@ -289,8 +289,13 @@ def test_export_refuses_a_bad_chain_count(exported, chains, tmp_path):
 def test_cli_export_default_is_the_library_default():
     from ram_tf_cli.deploy import export as export_command
 
+    import inspect
+
     option = next(p for p in export_command.params if p.name == "chains")
-    assert option.default == export.DEFAULT_CHAINS
+    library = inspect.signature(export.export_run).parameters
+    # None: the library picks (DEFAULT_CHAINS, or 1 for an XLA export).
+    assert option.default == library["chains"].default is None
+    assert export.DEFAULT_CHAINS == 2
     option = next(p for p in export_command.params if p.name == "precision")
     assert tuple(option.type.choices) == export.EXPORT_PRECISIONS
     assert option.default == "float32"
