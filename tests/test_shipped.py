@@ -1,7 +1,8 @@
 """The shipped models in exported_models/ score what their manifests claim.
 
 Each check runs in a fresh interpreter that imports only TensorFlow (or only
-ai_edge_litert) and NumPy, never ram_tf, as a serving user would. The fixed
+ai_edge_litert, or only onnxruntime) and NumPy, never ram_tf, as a serving
+user would. The fixed
 test canvases are handed over as an .npz file made by ram_tf.
 """
 
@@ -46,6 +47,35 @@ np.save(sys.argv[3], classes)
 """
 
 
+PLAIN_ORT = """
+import sys, numpy as np, onnxruntime
+data = np.load(sys.argv[2])
+session = onnxruntime.InferenceSession(sys.argv[1],
+                                       providers=["CPUExecutionProvider"])
+names = [o.name for o in session.get_outputs()]
+classes = np.concatenate([
+    dict(zip(names, session.run(None, {"images": data["image"][i:i + 500]
+                                       .astype(np.float32) / 255})))
+    ["classes"] for i in range(0, len(data["label"]), 500)])
+assert "tensorflow" not in sys.modules
+np.save(sys.argv[3], classes)
+"""
+
+LATEST_REFUSES_NAN = """
+import sys, numpy as np, tensorflow as tf
+fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+x = np.zeros([1, *fn.structured_input_signature[1]["images"].shape[1:]],
+             np.float32)
+x[0, 0, 0, 0] = np.nan
+try:
+    fn(images=tf.constant(x))
+except tf.errors.InvalidArgumentError as e:
+    assert "finite" in str(e), e
+else:
+    raise SystemExit("a NaN pixel was answered")
+"""
+
+
 def _classes(script, model, npz, tmp_path):
     out = str(tmp_path / "classes.npy")
     result = subprocess.run([sys.executable, "-c", script, model, npz, out],
@@ -66,7 +96,8 @@ def test_shipped_model_scores_its_manifest_without_ram_tf(name,
     arrays = datasets.fixed_arrays(config.data, "test")
     npz = str(tmp_path / "test.npz")
     np.savez(npz, image=arrays["image"], label=arrays["label"])
-    versions = sorted(k for k in manifest["artefacts"] if k.isdigit())
+    versions = sorted((k for k in manifest["artefacts"] if k.isdigit()),
+                      key=int)
     assert versions, "no SavedModel version shipped"
     entry = manifest["artefacts"][versions[-1]]
     assert entry["test_sha256"] == datasets.fingerprint(arrays)
@@ -79,3 +110,24 @@ def test_shipped_model_scores_its_manifest_without_ram_tf(name,
     lite = _classes(PLAIN_LITERT, tflite, npz, tmp_path)
     # Every test image gets the same class from TFLite as from TF Serving.
     np.testing.assert_array_equal(lite, saved)
+    # And from ONNX Runtime, where an .onnx file is shipped.
+    onnx = os.path.join(base, "model.onnx")
+    if os.path.exists(onnx):
+        ort = _classes(PLAIN_ORT, onnx, npz, tmp_path)
+        np.testing.assert_array_equal(ort, saved)
+        assert manifest["artefacts"]["model.onnx"]["test_error"] == \
+            pytest.approx(error, abs=1e-9)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_the_served_version_refuses_nan_pixels_in_its_graph(name):
+    base = os.path.join(ROOT, name)
+    with open(os.path.join(base, "MANIFEST.json")) as f:
+        manifest = json.load(f)
+    latest = max((k for k in manifest["artefacts"] if k.isdigit()), key=int)
+    # TF Serving serves the highest version: it must check its inputs.
+    assert manifest["artefacts"][latest].get("input_checks") is True
+    result = subprocess.run(
+        [sys.executable, "-c", LATEST_REFUSES_NAN, os.path.join(base, latest)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
