@@ -68,6 +68,11 @@ def onnx_bytes(saved_model_dir: str, reference, images: np.ndarray) -> bytes:
     # tf2onnx reports through logging, a line per converted op.
     for name in ("tf2onnx", "tf2onnx.tfonnx", "tf2onnx.tf_loader"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # tf2onnx calls TensorFlow 1 graph utilities, whose deprecation notices
+    # (8 lines per export) speak to tf2onnx's authors, not to our users.
+    tf_logger = logging.getLogger("tensorflow")
+    level = tf_logger.level
+    tf_logger.setLevel(logging.ERROR)
     try:
         graph_def, inputs, outputs, renames = tf_loader.from_saved_model(
             saved_model_dir, None, None, tag="serve",
@@ -78,6 +83,8 @@ def onnx_bytes(saved_model_dir: str, reference, images: np.ndarray) -> bytes:
     except Exception as e:  # tf2onnx raises many types
         raise OnnxExportError(f"tf2onnx could not convert the model: "
                               f"{_first_line(e)}") from e
+    finally:
+        tf_logger.setLevel(level)
     foreign = sorted({f"{n.domain}.{n.op_type}" for n in model.graph.node
                       if n.domain not in _STANDARD_DOMAINS})
     if foreign:
