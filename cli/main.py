@@ -18,8 +18,8 @@ from ram_tf_cli import figures
 from ram_tf_cli import reproduce
 from ram_tf_cli import runs
 from ram_tf_cli.common import RamGroup
-from ram_tf_cli.common import filter_native_stderr
 from ram_tf_cli.common import quiet_tensorflow
+from ram_tf_cli.stderr_filter import filter_native_stderr
 
 
 @click.group(cls=RamGroup,

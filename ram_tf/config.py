@@ -22,6 +22,9 @@ import dataclasses
 import json
 from typing import Any
 
+from ram_tf import config_legacy
+from ram_tf.config_legacy import LEGACY_MACHINE_FIELDS  # noqa: F401 (public)
+
 BACKENDS = ("matmul", "gather", "extract_glimpse")  # of the glimpse sensor
 
 MODELS = ("ram", "dram", "ldram", "fc", "cnn")
@@ -235,16 +238,6 @@ class MachineConfig:
     replicas: int = 0
 
 
-# Where the previous layout kept the machine settings: (group, field) ->
-# MachineConfig field. Old config.json files and override keys still load.
-LEGACY_MACHINE_FIELDS = {
-    ("glimpse", "backend"): "backend",
-    ("glimpse", "xla"): "xla",
-    ("train", "precision"): "precision",
-    ("train", "chains"): "chains",
-    ("train", "jit_compile"): "jit_compile",
-}
-
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
@@ -268,13 +261,11 @@ class ExperimentConfig:
         """Fields missing from `d` (older runs) take their defaults.
 
         Machine settings in their old places (glimpse.backend, glimpse.xla,
-        train.precision, train.chains, train.jit_compile) move to `machine`.
+        train.precision, train.chains, train.jit_compile) move to `machine`
+        (`ram_tf.config_legacy`).
         """
         groups = {name: dict(d.get(name, {})) for name in GROUPS}
-        for (group, field), new in LEGACY_MACHINE_FIELDS.items():
-            if field in groups[group]:
-                value = groups[group].pop(field)
-                groups["machine"].setdefault(new, value)
+        config_legacy.move_machine_fields(groups)
         kwargs = {"model": d["model"], "task": d["task"]}
         for name, klass in GROUPS.items():
             fields = groups[name]
@@ -403,8 +394,7 @@ def resolve(
         if value is None:
             continue
         group, _, field = key.partition(".")
-        if (group, field) in LEGACY_MACHINE_FIELDS:
-            group, field = "machine", LEGACY_MACHINE_FIELDS[group, field]
+        group, field = config_legacy.current_place(group, field)
         known = ({f.name for f in dataclasses.fields(GROUPS[group])}
                  if group in GROUPS else set())
         if field not in known:

@@ -149,7 +149,7 @@ def choose(machine, devices: Devices) -> Plan:
     replicas = machine.replicas or 1
     precision = machine.precision
     if precision == "auto":
-        native = any(f in devices.cpu_flags for f in runtime.BF16_FLAGS)
+        native = runtime.has_native_bf16(devices.cpu_flags)
         precision = ("mixed_bfloat16" if native and devices.onednn
                      else "float32")
     if replicas > 1:
@@ -157,7 +157,10 @@ def choose(machine, devices: Devices) -> Plan:
         chains = machine.chains or 1
         threads = max(1, devices.cores // (replicas * chains))
     else:
-        chains, threads = runtime.plan_chains(machine.chains, devices.cores)
+        chains = machine.chains if machine.chains > 0 else (
+            2 if devices.cores >= 2 else 1)
+        # One chain keeps TensorFlow's own pool (0: all cores).
+        threads = 0 if chains == 1 else max(1, devices.cores // chains)
     return Plan(
         device="CPU", device_name=devices.cpu, replicas=replicas,
         chains=chains, intra_op_threads=threads,

@@ -143,15 +143,29 @@ def glimpse_path_figure(image, locations, glimpse_size=None, num_scales=1,
 
 
 def read_log(path: str) -> dict[str, np.ndarray]:
-    """A run's log.csv as columns of floats."""
+    """A run's log.csv as columns of floats.
+
+    Rows that repeat the header (two writers, or a log appended to by an
+    older version) and rows cut short by a kill are skipped; an empty or
+    non-numeric cell reads as NaN.
+    """
     import csv
 
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+        rows = list(csv.reader(f))
     if not rows:
         return {}
-    return {k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan
-                         for r in rows]) for k in rows[0]}
+    header = rows[0]
+    body = [r for r in rows[1:] if len(r) == len(header) and r != header]
+    return {k: np.array([_number(r[i]) for r in body], dtype=float)
+            for i, k in enumerate(header)}
+
+
+def _number(cell: str) -> float:
+    try:
+        return float(cell)
+    except ValueError:
+        return float("nan")
 
 
 def updates_to_reach(log: dict[str, np.ndarray], threshold: float,

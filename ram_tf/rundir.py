@@ -237,6 +237,7 @@ def clean_leftovers(workdir: str) -> list[str]:
 # -- checkpoints --------------------------------------------------------------
 
 _INDEX = re.compile(r"^ckpt-(\d+)\.index$")
+_DATA = re.compile(r"^ckpt-(\d+)\.data-\d+-of-\d+$")
 
 
 def checkpoint_prefixes(directory: str) -> list[str]:
@@ -248,6 +249,17 @@ def checkpoint_prefixes(directory: str) -> list[str]:
              for m in map(_INDEX.match, os.listdir(directory)) if m]
     return [os.path.join(directory, name) for _, name in sorted(found,
                                                                 reverse=True)]
+
+
+def _unindexed(directory: str) -> list[int]:
+    """The N of every ckpt-N with data files but no index file, largest
+    first."""
+    if not os.path.isdir(directory):
+        return []
+    names = os.listdir(directory)
+    data = {int(m.group(1)) for m in map(_DATA.match, names) if m}
+    indexed = {int(m.group(1)) for m in map(_INDEX.match, names) if m}
+    return sorted(data - indexed, reverse=True)
 
 
 def restore_checkpoint(checkpoint, directory: str, *, partial: bool = False,
@@ -268,8 +280,14 @@ def restore_checkpoint(checkpoint, directory: str, *, partial: bool = False,
       CheckpointError: checkpoints exist but none can be read; starting
         over would overwrite them.
     """
-    failures = []
-    for prefix in checkpoint_prefixes(directory):
+    prefixes = checkpoint_prefixes(directory)
+    # Data whose index file is gone (deleted by hand, or lost with a disk)
+    # is a checkpoint that cannot be read, not an empty folder.
+    newest = int(_INDEX.match(os.path.basename(prefixes[0]) + ".index")
+                 .group(1)) if prefixes else -1
+    failures = [f"ckpt-{n} (its .index file is missing)"
+                for n in _unindexed(directory) if n > newest]
+    for prefix in prefixes:
         name = os.path.basename(prefix)
         try:
             status = checkpoint.restore(prefix)

@@ -1,7 +1,8 @@
 """The process and the machine: what this CPU can do (read without
 TensorFlow), the kernel library TensorFlow should load for a given matmul
 precision, its thread pools for a number of rollout chains, and what
-precision="auto" stands for here.
+precision="auto" stands for here. The automatic values themselves are
+`ram_tf.devices.choose`'s: `resolve_precision` and `plan_chains` ask it.
 
 Chains (`machine.chains`, `RecurrentAttentionModel.rollouts`): c independent
 slices of a batch, each run by TensorFlow's inter-op threads with
@@ -26,6 +27,8 @@ import os
 import platform
 import sys
 import warnings
+
+from ram_tf import config
 
 # The CPU flags that set the matmul rate, as /proc/cpuinfo names them.
 VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16",
@@ -102,19 +105,18 @@ def visible_gpus() -> int:
 def resolve_precision(setting: str) -> str:
     """The precision machine.precision `setting` stands for here.
 
-    "auto" is "mixed_bfloat16" when the CPU multiplies bfloat16 natively
-    (AVX512-BF16 or AMX), TensorFlow runs oneDNN, the one kernel library
-    that uses those units, and no GPU computes instead; else "float32"
-    (Eigen emulates bfloat16, slower than float32). On such CPUs bfloat16
-    matmul operands make updates faster with the same test error
-    (docs/performance.md, "Design decisions"). Other settings stand for
-    themselves.
+    "auto" is what `ram_tf.devices.choose` picks: "mixed_bfloat16" when
+    the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), TensorFlow
+    runs oneDNN, the one kernel library that uses those units, and no GPU
+    computes instead; else "float32" (Eigen emulates bfloat16, slower than
+    float32). On such CPUs bfloat16 matmul operands make updates faster
+    with the same test error (docs/performance.md, "Design decisions").
+    Other settings stand for themselves.
     """
     if setting != "auto":
         return setting
-    if has_native_bf16() and _onednn_will_run() and not visible_gpus():
-        return "mixed_bfloat16"
-    return "float32"
+    return _choose(cpu_flags=tuple(cpu_info()["flags"]),
+                   onednn=_onednn_will_run(), gpus=visible_gpus()).precision
 
 
 def prepare_tensorflow(precision: str) -> None:
@@ -152,15 +154,28 @@ def usable_cores() -> int:
 
 
 def plan_chains(setting: int, cores: int, gpus: int = 0) -> tuple[int, int]:
-    """(chains, intra-op threads per op) for machine.chains = `setting`.
+    """(chains, intra-op threads per op) for machine.chains = `setting`,
+    as `ram_tf.devices.choose` plans them.
 
     0 is automatic: 2 chains on a CPU with 2 or more cores and no GPU (a
     GPU runs one big batch better), else 1. One chain keeps TensorFlow's
-    own pool (threads 0: all cores).
+    own pool (threads 0: all cores), and so does a GPU.
     """
-    chains = setting if setting > 0 else (2 if cores >= 2 and not gpus
-                                          else 1)
-    return chains, (0 if chains == 1 else max(1, cores // chains))
+    plan = _choose(chains=setting, cores=cores, gpus=gpus)
+    return plan.chains, plan.intra_op_threads
+
+
+def _choose(chains: int = 0, gpus: int = 0, **found):
+    """`ram_tf.devices.choose` for the default machine settings but
+    `chains`, on the devices `found` (`Devices` fields) with `gpus` GPUs.
+    The GPUs stand in unnamed: with these settings the rule reads only
+    whether there are any, so the callers follow it without asking
+    TensorFlow for the GPUs' details."""
+    from ram_tf import devices  # here: it imports this module
+
+    return devices.choose(config.MachineConfig(chains=chains),
+                          devices.Devices(gpus=(devices.Gpu("GPU"),) * gpus,
+                                          **found))
 
 
 def configure_chains(setting: int) -> tuple[int, str | None]:

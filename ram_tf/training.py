@@ -145,7 +145,8 @@ def train_and_evaluate(
     validation.validate(config)
     m = config.machine
     runtime.prepare_tensorflow(m.precision)  # warns if bf16 would be emulated
-    plan = devices.choose(m, devices.find())
+    found = devices.find()
+    plan = devices.choose(m, found)
     # Before TensorFlow's first op, which fixes its thread pools and
     # devices.
     chains, note = runtime.configure_threads(
@@ -155,8 +156,7 @@ def train_and_evaluate(
     plan = dataclasses.replace(plan, chains=chains)
     if strategy is None:
         strategy = distribute.make_strategy(
-            m.distribute, plan.replicas,
-            gpus=len(tf.config.list_physical_devices("GPU")))
+            m.distribute, plan.replicas, gpus=len(found.gpus))
     worker = distribute.worker(strategy)
     args = (config, workdir, plan, strategy, worker, verbose, evaluate_test,
             dict(mnist_dir=mnist_dir, data_dir=data_dir), cache_dir)

@@ -7,6 +7,10 @@ whole session. The few tests that need the real digits (the shipped models'
 accuracy, the sha256 of the fixed test canvases) take `real_mnist_dir`, are
 marked `slow`, and fail when the real files are missing: set
 `RAM_TF_MNIST_DIR` to them (CI does) or deselect with `-m "not slow"`.
+
+`straight10` trains, once per session, the uninterrupted run that the
+resume and divergence tests (test_resume.py, test_training.py) compare
+their weights with.
 """
 
 import gzip
@@ -128,3 +132,20 @@ def real_mnist_dir(monkeypatch):
 def cache_dir(_session_data):
     """The session's cache for fixed canvases."""
     return os.environ["RAM_TF_CACHE_DIR"]
+
+
+@pytest.fixture(scope="session")
+def straight10(tmp_path_factory, mnist_dir, cache_dir):
+    """Weights of an uninterrupted 10-update float32 run (epochs of 3 and
+    1): what resumed and extended runs must end with, bit for bit."""
+    from helpers import logged_updates
+    from helpers import run_weights
+    from helpers import tiny32
+
+    from ram_tf import training
+
+    workdir = str(tmp_path_factory.mktemp("straight10"))
+    training.train_and_evaluate(tiny32(10), workdir, verbose=0,
+                                evaluate_test=False)
+    assert logged_updates(workdir) == [3, 6, 9, 10]
+    return run_weights(workdir)

@@ -1,7 +1,88 @@
 """Small helpers shared by test files (importable: pytest puts tests/ on
-sys.path)."""
+sys.path): the tiny configs that train in seconds on a CPU, the one call
+that trains a run of them, what a run directory holds, and checks on
+gradients.
+
+Overrides are {"group.field": value}, as `ram_tf.config.resolve` takes
+them; a test that needs another value spreads one of these and sets it.
+"""
+
+import csv
+import json
+import os
 
 import tensorflow as tf
+
+from ram_tf import config as config_lib
+from ram_tf import training
+
+# A RAM small enough for a few updates in seconds: the number of updates
+# and the precision are the test's to choose (precision stays "auto", so a
+# run records what the machine chose).
+TINY_TRAINING = {
+    "glimpse.num_glimpses": 3, "core.glimpse_hidden": 8,
+    "core.location_hidden": 8, "core.glimpse_units": 16,
+    "core.core_units": 16, "train.batch_size": 8, "train.mc_samples": 2,
+    "train.steps_per_epoch": 3,
+}
+
+# Three updates of it, in float32: the Keras references of the export tests
+# compute as the default export does; with "auto" they would follow the
+# machine (bfloat16 on AVX512-BF16 CPUs when TensorFlow loaded with oneDNN
+# before ram_tf, as in those test files).
+TINY = {**TINY_TRAINING, "train.steps": 3, "machine.precision": "float32"}
+# TINY's model and batch as `ram-tf train` flags (the steps are the test's).
+TINY_FLAGS = ["--task", "mnist28", "--num-glimpses", "3", "--glimpse-hidden",
+              "8", "--location-hidden", "8", "--glimpse-units", "16",
+              "--core-units", "16", "--batch-size", "8", "--mc-samples", "2",
+              "--steps-per-epoch", "3", "--precision", "float32"]
+
+# One update of a smaller one still: for tests of what exports take and
+# refuse, where the weights' values do not matter.
+TINIEST = {
+    "glimpse.num_glimpses": 2, "core.glimpse_hidden": 8,
+    "core.location_hidden": 8, "core.glimpse_units": 8,
+    "core.core_units": 8, "train.batch_size": 4, "train.mc_samples": 2,
+    "train.steps": 1, "train.steps_per_epoch": 1,
+    "machine.precision": "float32",
+}
+
+
+def tiny(steps, **extra):
+    """The RAM of `TINY_TRAINING` on mnist28, trained for `steps`."""
+    return config_lib.resolve("ram", "mnist28",
+                              {**TINY_TRAINING, "train.steps": steps, **extra})
+
+
+def tiny32(steps, **extra):
+    """`tiny` in float32, whatever the machine would choose."""
+    return tiny(steps, **{"machine.precision": "float32", **extra})
+
+
+def train_tiny(workdir, overrides=TINY, task="mnist28"):
+    """Trains the RAM of `overrides` on `task` into `workdir`, without the
+    test-set score (exports measure their own); returns its config."""
+    config = config_lib.resolve("ram", task, overrides)
+    training.train_and_evaluate(config, workdir, verbose=0,
+                                evaluate_test=False)
+    return config
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def run_weights(workdir):
+    """The values of a run's weights, as `load_run` restores them."""
+    _, model = training.load_run(workdir)
+    return [w.numpy() for w in model.weights]
+
+
+def logged_updates(workdir):
+    """The update count of every row of a run's log.csv."""
+    with open(os.path.join(workdir, "log.csv")) as f:
+        return [int(float(r["updates"])) for r in csv.DictReader(f)]
 
 
 def nonzero(grads) -> bool:

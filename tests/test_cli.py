@@ -265,7 +265,7 @@ def test_cuda_probe_lines_stay_off_a_cpu_users_terminal(mnist_dir,
 
 
 def test_native_error_lines_pass_the_filter():
-    from ram_tf_cli import common
+    from ram_tf_cli import stderr_filter
 
     state = {}
     keep = [line for line in [
@@ -276,7 +276,33 @@ def test_native_error_lines_pass_the_filter():
         "E0000 00:00:1.0 1 bfc_allocator.cc:1] Allocator ran out of memory",
         "Error: something the user must see",
         "W0000 00:00:1.0 1 op_kernel.cc:1] OUT_OF_RANGE: End of sequence",
-    ] if common._keeps(line, 2, True, state)]
+        "E0000 00:00:1.0 1 node_def_util.cc:682] NodeDef mentions attribute "
+        "Truncate which is not in the op definition: Op<name=Identity; "
+        "signature=input:T -> output:T; attr=T:type> This may be expected",
+        "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
+    ] if stderr_filter._keeps(line, 2, True, state)]
     assert keep == [
         "E0000 00:00:1.0 1 bfc_allocator.cc:1] Allocator ran out of memory",
         "Error: something the user must see"]
+
+
+def test_filter_holds_a_notice_whose_newline_comes_in_a_second_write():
+    """The pump of a real process: TFLite writes "INFO: ..." and its
+    newline apart; a prompt without a newline still shows at once."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, time\n"
+        "from ram_tf_cli.stderr_filter import filter_native_stderr\n"
+        "filter_native_stderr()\n"
+        "for part in (b'INFO: Created TensorFlow Lite XNNPACK delegate ',\n"
+        "             b'for CPU.', b'\\n', b'kept line\\n', b'Continue? '):\n"
+        "    os.write(2, part)\n"
+        "    time.sleep(0.2)\n")  # one read of the pump each
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                         text=True, env=env, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == "kept line\nContinue? "
+

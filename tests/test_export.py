@@ -8,23 +8,13 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import TINY
+from helpers import train_tiny
 
-from ram_tf import config as config_lib
 from ram_tf import datasets
 from ram_tf import export
 from ram_tf import inference
 from ram_tf import training
-
-TINY = {
-    "glimpse.num_glimpses": 3, "core.glimpse_hidden": 8,
-    "core.location_hidden": 8, "core.glimpse_units": 16,
-    "core.core_units": 16, "train.batch_size": 8, "train.mc_samples": 2,
-    "train.steps": 3, "train.steps_per_epoch": 3,
-    # The Keras references below compute as the default export does; with
-    # "auto" they would follow the machine (bfloat16 on AVX512-BF16 CPUs
-    # when TensorFlow loaded with oneDNN before ram_tf, as in this file).
-    "machine.precision": "float32",
-}
 
 
 def _text(path):
@@ -40,8 +30,7 @@ def _json(path):
 def exported(mnist_dir, cache_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     workdir = str(root / "run")
-    cfg = config_lib.resolve("ram", "mnist28", TINY)
-    training.train_and_evaluate(cfg, workdir, verbose=0, evaluate_test=False)
+    cfg = train_tiny(workdir)
     out = str(root / "models")
     sm = export.export_run(workdir, out=out, score=True)
     tfl = export.export_run(workdir, out=out, fmt="tflite", score=True)
@@ -200,14 +189,10 @@ def test_keras_model_rebuilt_from_an_export_matches_it(exported):
 def test_trained_updates_follow_the_weights_that_are_exported(
         mnist_dir, cache_dir, tmp_path):
     workdir = str(tmp_path / "run")
-    cfg = config_lib.resolve("ram", "mnist28", {**TINY, "train.steps": 3})
-    training.train_and_evaluate(cfg, workdir, verbose=0,
-                                evaluate_test=False)
+    cfg = train_tiny(workdir, {**TINY, "train.steps": 3})
     assert training.trained_updates(workdir, cfg) == 3
     # Carried on to 6 steps: results.json speaks for the new end.
-    longer = config_lib.resolve("ram", "mnist28", {**TINY, "train.steps": 6})
-    training.train_and_evaluate(longer, workdir, verbose=0,
-                                evaluate_test=False)
+    longer = train_tiny(workdir, {**TINY, "train.steps": 6})
     assert training.trained_updates(workdir, longer) == 6
     # Without final weights (a run still going) the latest checkpoint's
     # optimizer step is the count, whatever the planned total.
@@ -287,9 +272,9 @@ def test_export_refuses_a_bad_chain_count(exported, chains, tmp_path):
 
 
 def test_cli_export_default_is_the_library_default():
-    from ram_tf_cli.deploy import export as export_command
-
     import inspect
+
+    from ram_tf_cli.deploy import export as export_command
 
     option = next(p for p in export_command.params if p.name == "chains")
     library = inspect.signature(export.export_run).parameters

@@ -5,19 +5,12 @@ import os
 import shutil
 
 import pytest
+from helpers import TINIEST
+from helpers import train_tiny
 
-from ram_tf import config as config_lib
 from ram_tf import export
 from ram_tf import manifest
-from ram_tf import training
 
-TINY = {
-    "glimpse.num_glimpses": 2, "core.glimpse_hidden": 8,
-    "core.location_hidden": 8, "core.glimpse_units": 8,
-    "core.core_units": 8, "train.batch_size": 4, "train.mc_samples": 2,
-    "train.steps": 1, "train.steps_per_epoch": 1,
-    "machine.precision": "float32",
-}
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = os.path.join(REPO, "exported_models")
 
@@ -25,8 +18,7 @@ SHIPPED = os.path.join(REPO, "exported_models")
 @pytest.fixture(scope="module")
 def run(mnist_dir, cache_dir, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("guards") / "run")
-    cfg = config_lib.resolve("ram", "mnist28", TINY)
-    training.train_and_evaluate(cfg, workdir, verbose=0, evaluate_test=False)
+    train_tiny(workdir, TINIEST)
     return workdir
 
 

@@ -7,27 +7,17 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import train_tiny
 
-from ram_tf import config as config_lib
 from ram_tf import datasets
 from ram_tf import export
-from ram_tf import training
-
-TINY = {
-    "glimpse.num_glimpses": 3, "core.glimpse_hidden": 8,
-    "core.location_hidden": 8, "core.glimpse_units": 16,
-    "core.core_units": 16, "train.batch_size": 8, "train.mc_samples": 2,
-    "train.steps": 3, "train.steps_per_epoch": 3,
-    "machine.precision": "float32",
-}
 
 
 @pytest.fixture(scope="module")
 def exports(mnist_dir, cache_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("xla")
     workdir = str(root / "run")
-    cfg = config_lib.resolve("ram", "mnist28", TINY)
-    training.train_and_evaluate(cfg, workdir, verbose=0, evaluate_test=False)
+    cfg = train_tiny(workdir)
     out = str(root / "models")
     plain = export.export_run(workdir, out=out, version=1)
     xla = export.export_run(workdir, out=out, version=2, xla=True)

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import TINY
 
 from ram_tf import config as config_lib
 from ram_tf import datasets
@@ -15,14 +16,6 @@ from ram_tf import export
 from ram_tf import inference
 from ram_tf import onnx_export
 from ram_tf import training
-
-TINY = {
-    "glimpse.num_glimpses": 3, "core.glimpse_hidden": 8,
-    "core.location_hidden": 8, "core.glimpse_units": 16,
-    "core.core_units": 16, "train.batch_size": 8, "train.mc_samples": 2,
-    "train.steps": 3, "train.steps_per_epoch": 3,
-    "machine.precision": "float32",
-}
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 import os
 
+import numpy as np
 from click.testing import CliRunner
 
 from ram_tf import plots
@@ -23,6 +24,26 @@ def test_updates_to_reach_reads_the_first_crossing(tmp_path):
     assert plots.updates_to_reach(log, 0.9) == 2000
     assert plots.updates_to_reach(log, 0.95) == 4000
     assert plots.updates_to_reach(log, 0.99) is None
+
+
+def test_curves_reads_a_log_with_a_repeated_header_and_a_cut_row(tmp_path):
+    # What two trainers on one run (or a kill mid-write) leave behind.
+    run = tmp_path / "twice"
+    run.mkdir()
+    (run / "log.csv").write_text(
+        "epoch,updates,val_accuracy,cross_entropy\n"
+        "0,1000,0.5,0.5\n"
+        "epoch,updates,val_accuracy,cross_entropy\n"
+        "1,2000,0.92,\n"
+        "2,3000,0.9\n")
+    log = plots.read_log(str(run / "log.csv"))
+    assert list(log["updates"]) == [1000, 2000]
+    assert log["val_accuracy"][1] == 0.92
+    assert np.isnan(log["cross_entropy"][1])
+    out = str(tmp_path / "c.png")
+    result = CliRunner().invoke(cli, ["curves", str(run), "--out", out])
+    assert result.exit_code == 0, result.output
+    assert "twice: 2000 updates" in result.output
 
 
 def test_curves_command_prints_speed_up_and_writes_png(tmp_path):
@@ -58,8 +79,6 @@ def test_curves_gives_a_lower_bound_when_the_first_run_is_short(tmp_path):
 
 
 def _batch(n=16, size=60):
-    import numpy as np
-
     rng = np.random.default_rng(0)
     return {"image": rng.random((n, size, size, 1)),
             "label": np.arange(n) % 10,
@@ -88,7 +107,6 @@ def test_data_grid_shows_every_label_above_its_own_image():
 
 def test_glimpse_plot_numbers_and_colours_the_steps():
     import matplotlib.pyplot as plt
-    import numpy as np
 
     image = np.zeros((60, 60, 1))
     locations = np.array([[0, 0], [-0.3, 0.1], [0.1, 0.2], [0.2, -0.1]])

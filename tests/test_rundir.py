@@ -11,26 +11,12 @@ import sys
 import time
 
 import pytest
+from helpers import TINY
+from helpers import TINY_FLAGS
+from helpers import tiny32
 
-from ram_tf import config as config_lib
 from ram_tf import rundir
 from ram_tf import training
-
-TINY = {
-    "glimpse.num_glimpses": 3, "core.glimpse_hidden": 8,
-    "core.location_hidden": 8, "core.glimpse_units": 16,
-    "core.core_units": 16, "train.batch_size": 8, "train.mc_samples": 2,
-    "train.steps_per_epoch": 3, "machine.precision": "float32",
-}
-# The same settings as command-line flags.
-TINY_FLAGS = ["--task", "mnist28", "--num-glimpses", "3", "--glimpse-hidden",
-              "8", "--location-hidden", "8", "--glimpse-units", "16",
-              "--core-units", "16", "--batch-size", "8", "--mc-samples", "2",
-              "--steps-per-epoch", "3", "--precision", "float32"]
-
-
-def tiny(steps):
-    return config_lib.resolve("ram", "mnist28", {**TINY, "train.steps": steps})
 
 
 def _json(path):
@@ -130,45 +116,101 @@ def test_a_second_trainer_is_refused_and_a_killed_ones_lock_taken_over(
 # -- whole files -----------------------------------------------------------
 
 
-def test_a_json_write_cut_short_leaves_the_old_file(tmp_path, monkeypatch):
+def _killed_while(workdir, patch, call):
+    """Runs `call` in a fresh Python process in which `patch` (source
+    defining `half(*args, **kwargs)`) writes part of a file and then
+    SIGKILLs the process, as a kill in the middle of that write would:
+    no `finally`, no `atexit`. Returns the process's exit code."""
+    script = "\n".join([
+        "import os, signal, sys",
+        "import keras",
+        "from ram_tf import config, export, training",
+        "def die():",
+        "    os.kill(os.getpid(), signal.SIGKILL)",
+        patch,
+        call,
+    ])
+    out = subprocess.run([sys.executable, "-c", script, workdir],
+                         capture_output=True, text=True, timeout=300)
+    return out.returncode, out.stderr
+
+
+def test_a_kill_during_a_json_write_leaves_the_old_file(tmp_path):
     path = str(tmp_path / "progress.json")
     rundir.write_json(path, {"updates": 3})
-
-    def dump_half(obj, f, **kwargs):
-        f.write('{"updates": ')
-        raise KeyboardInterrupt("killed while writing")
-
-    monkeypatch.setattr(json, "dump", dump_half)
-    with pytest.raises(KeyboardInterrupt):
-        rundir.write_json(path, {"updates": 6})
-    monkeypatch.undo()
+    code, err = _killed_while(
+        path,
+        "import json\n"
+        "def half(obj, f, **kwargs):\n"
+        "    f.write('{\"updates\": ')\n"
+        "    f.flush()\n"
+        "    die()\n"
+        "json.dump = half",
+        "from ram_tf import rundir\n"
+        "rundir.write_json(sys.argv[1], {'updates': 6})")
+    assert code == -signal.SIGKILL, err[-2000:]
     assert _json(path) == {"updates": 3}
-    assert os.listdir(tmp_path) == ["progress.json"]
+    # The cut temp file is a leftover the next run removes.
+    assert sorted(os.listdir(tmp_path)) == ["progress.json",
+                                            "progress.json.tmp"]
+    assert rundir.clean_leftovers(str(tmp_path)) == ["progress.json.tmp"]
 
 
-def test_a_weights_write_cut_short_leaves_no_damaged_weights(
-        mnist_dir, cache_dir, tmp_path, monkeypatch):
-    import keras
-
+def test_a_kill_during_the_weights_write_leaves_no_damaged_weights(
+        mnist_dir, cache_dir, tmp_path):
     workdir = str(tmp_path / "run")
-    training.train_and_evaluate(tiny(3), workdir, verbose=0,
-                                evaluate_test=False)
-
-    def save_half(self, path, *args, **kwargs):
-        with open(path, "wb") as f:
-            f.write(b"\x89HDF\r\n\x1a\n" + bytes(88))  # 96 bytes, as killed
-        raise KeyboardInterrupt("killed while saving weights")
-
-    monkeypatch.setattr(keras.Model, "save_weights", save_half)
-    with pytest.raises(KeyboardInterrupt):
-        training.train_and_evaluate(tiny(6), workdir, verbose=0,
-                                    evaluate_test=False)
-    monkeypatch.undo()
+    code, err = _killed_while(
+        workdir,
+        "def half(self, path, *args, **kwargs):\n"
+        "    with open(path, 'wb') as f:\n"
+        "        f.write(b'\\x89HDF\\r\\n\\x1a\\n' + bytes(88))\n"
+        "        f.flush()\n"
+        "    die()\n"
+        "keras.Model.save_weights = half",
+        f"training.train_and_evaluate(config.resolve('ram', 'mnist28', "
+        f"{dict(TINY, **{'train.steps': 6})!r}), sys.argv[1], verbose=0, "
+        f"evaluate_test=False)")
+    assert code == -signal.SIGKILL, err[-2000:]
+    assert os.path.getsize(os.path.join(workdir, "model.tmp.weights.h5")) == 96
     assert not os.path.exists(os.path.join(workdir, "model.weights.h5"))
     # The checkpoint of update 6 stands in for the final weights.
-    assert training.trained_updates(workdir, tiny(6)) == 6
+    assert training.trained_updates(workdir, tiny32(6)) == 6
     _, model = training.load_run(workdir)
     assert model.count_params() > 0
+    out = _ram_tf("train", *TINY_FLAGS, "--workdir", workdir, "--steps", "9",
+                  "--verbose", "0")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "removed leftovers of an interrupted run" in out.stdout
+    assert not os.path.exists(os.path.join(workdir, "model.tmp.weights.h5"))
+    assert rundir.h5_readable(os.path.join(workdir, "model.weights.h5"))
+
+
+def test_a_kill_during_an_export_leaves_no_version_and_is_cleaned(
+        mnist_dir, cache_dir, tmp_path):
+    from ram_tf import export
+
+    workdir = str(tmp_path / "run")
+    training.train_and_evaluate(tiny32(3), workdir, verbose=0,
+                                evaluate_test=False)
+    out = str(tmp_path / "exports")
+    code, err = _killed_while(
+        workdir,
+        "def half(model, path, *args, **kwargs):\n"
+        "    os.makedirs(path, exist_ok=True)\n"
+        "    with open(os.path.join(path, 'saved_model.pb'), 'wb') as f:\n"
+        "        f.write(b'half')\n"
+        "    die()\n"
+        "export.write_saved_model = half",
+        f"export.export_run(sys.argv[1], out={out!r}, score=False)")
+    assert code == -signal.SIGKILL, err[-2000:]
+    base = os.path.join(out, "ram_mnist28")
+    left = os.listdir(base)
+    # Only the killed export's staging folder: no version TF Serving
+    # would serve, no manifest naming one.
+    assert len(left) == 1 and left[0].startswith(".staging-"), left
+    done = export.export_run(workdir, out=out, score=False)
+    assert done["path"] == os.path.join(base, "1")
+    assert sorted(os.listdir(base)) == ["1", "MANIFEST.json"]
 
 
 # -- checkpoints and leftovers -------------------------------------------------
@@ -179,7 +221,7 @@ def test_a_garbage_checkpoint_state_file_does_not_restart_from_zero(
     from ram_tf import datasets
 
     workdir = str(tmp_path / "run")
-    training.train_and_evaluate(tiny(6), workdir, verbose=0,
+    training.train_and_evaluate(tiny32(6), workdir, verbose=0,
                                 evaluate_test=False)
     with open(os.path.join(workdir, "checkpoints", "checkpoint"), "w") as f:
         f.write("not a checkpoint state {{{\n")
@@ -192,7 +234,7 @@ def test_a_garbage_checkpoint_state_file_does_not_restart_from_zero(
 
     monkeypatch.setattr(datasets, "train_dataset", recording)
     with caplog.at_level(logging.INFO, logger="ram_tf"):
-        results = training.train_and_evaluate(tiny(9), workdir, verbose=0,
+        results = training.train_and_evaluate(tiny32(9), workdir, verbose=0,
                                               evaluate_test=False)
     assert starts == [6]
     assert results["updates"] == 9
@@ -205,7 +247,7 @@ def test_a_garbage_checkpoint_state_file_does_not_restart_from_zero(
 def test_a_damaged_latest_checkpoint_falls_back_and_leftovers_go(
         mnist_dir, cache_dir, tmp_path):
     workdir = str(tmp_path / "run")
-    training.train_and_evaluate(tiny(9), workdir, verbose=0,
+    training.train_and_evaluate(tiny32(9), workdir, verbose=0,
                                 evaluate_test=False)
     ckpts = os.path.join(workdir, "checkpoints")
     _truncate(os.path.join(ckpts, "ckpt-3.data-00000-of-00001"), 10)
@@ -239,7 +281,7 @@ def test_unreadable_checkpoints_are_refused_not_overwritten(
     from ram_tf_cli.main import cli
 
     workdir = str(tmp_path / "run")
-    training.train_and_evaluate(tiny(6), workdir, verbose=0,
+    training.train_and_evaluate(tiny32(6), workdir, verbose=0,
                                 evaluate_test=False)
     ckpts = os.path.join(workdir, "checkpoints")
     for name in ("ckpt-1.index", "ckpt-2.index"):
@@ -255,6 +297,19 @@ def test_unreadable_checkpoints_are_refused_not_overwritten(
     assert {n: os.path.getmtime(os.path.join(ckpts, n))
             for n in os.listdir(ckpts)} == before
     assert not os.path.exists(os.path.join(workdir, "lock"))
+    # Index files gone altogether (deleted by hand), the data still there:
+    # still checkpoints that cannot be read, not an empty folder.
+    for name in ("ckpt-1.index", "ckpt-2.index"):
+        os.remove(os.path.join(ckpts, name))
+    before = {n: os.path.getmtime(os.path.join(ckpts, n))
+              for n in os.listdir(ckpts)}
+    result = CliRunner().invoke(cli, ["train", *TINY_FLAGS, "--workdir",
+                                      workdir, "--steps", "9"])
+    assert result.exit_code == 2, result.output
+    assert ("ckpt-2 (its .index file is missing); ckpt-1 (its .index file "
+            "is missing)") in result.output
+    assert {n: os.path.getmtime(os.path.join(ckpts, n))
+            for n in os.listdir(ckpts)} == before
 
 
 # -- evaluate --------------------------------------------------------------
@@ -263,7 +318,7 @@ def test_unreadable_checkpoints_are_refused_not_overwritten(
 @pytest.fixture
 def finished_run(mnist_dir, cache_dir, tmp_path):
     workdir = str(tmp_path / "run")
-    training.train_and_evaluate(tiny(3), workdir, verbose=0)
+    training.train_and_evaluate(tiny32(3), workdir, verbose=0)
     return workdir
 
 

@@ -10,21 +10,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from click.testing import CliRunner
+from helpers import TINIEST
+from helpers import train_tiny
 
-from ram_tf import config as config_lib
 from ram_tf import export
 from ram_tf import inference
 from ram_tf import manifest
 from ram_tf import training
 from ram_tf_cli.main import cli
 
-TINY = {
-    "glimpse.num_glimpses": 2, "core.glimpse_hidden": 8,
-    "core.location_hidden": 8, "core.glimpse_units": 8,
-    "core.core_units": 8, "train.batch_size": 4, "train.mc_samples": 2,
-    "train.steps": 1, "train.steps_per_epoch": 1,
-    "machine.precision": "float32",
-}
 SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))), "exported_models", "ram_translated60")
 
@@ -41,8 +35,7 @@ def digits(n=4, size=28):
 def exported(mnist_dir, cache_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("serving")
     workdir = str(root / "run")
-    cfg = config_lib.resolve("ram", "mnist28", TINY)
-    training.train_and_evaluate(cfg, workdir, verbose=0, evaluate_test=False)
+    train_tiny(workdir, TINIEST)
     out = str(root / "models")
     sm = export.export_run(workdir, out=out, score=False)
     tfl = export.export_run(workdir, out=out, fmt="tflite", score=False)
