@@ -1,12 +1,12 @@
-"""Experiment configuration: frozen dataclasses and task presets.
+"""Experiment configuration: frozen dataclasses, resolved from presets.
 
 A run is fully described by an `ExperimentConfig` (model name, task name,
 the five experiment groups glimpse / core / policy / data / train, and the
 `machine` group). The experiment groups say what is computed; `machine`
 (`MachineConfig`: sensor backend, XLA, precision, chains, jit_compile) says
 how this machine computes it, and may differ between machines and on resume
-(see `ram_tf.training`). `resolve(model, task,
-**overrides)` starts from the papers' defaults for that task and applies the
+(see `ram_tf.training`). `resolve(model, task, overrides)` starts from the
+papers' defaults for that task and model (`ram_tf.presets`) and applies the
 overrides; `ram_tf.validation.validate` rejects impossible settings with a
 message that names the setting, the value received and what is allowed.
 The resolved config is written as `config.json` into every run directory
@@ -24,6 +24,8 @@ from typing import Any
 
 from ram_tf import config_legacy
 from ram_tf.config_legacy import LEGACY_MACHINE_FIELDS  # noqa: F401 (public)
+from ram_tf.presets import MODEL_PRESETS
+from ram_tf.presets import TASKS
 
 BACKENDS = ("matmul", "gather", "extract_glimpse")  # of the glimpse sensor
 
@@ -291,76 +293,6 @@ GROUPS = {
 }
 # The groups that say what is computed (all but "machine").
 EXPERIMENT_GROUPS = tuple(g for g in GROUPS if g != "machine")
-
-# Task presets: the canvas recipe and the glimpse settings the papers used.
-# 100x100 and larger canvases use 4 scales so the coarsest patch (12 * 8 = 96)
-# covers most of the image (Mnih et al. 2014, cluttered 100x100).
-TASKS: dict[str, dict[str, dict[str, Any]]] = {
-    "mnist28": {
-        "data": {"canvas_size": 28},
-        "glimpse": {"size": 8, "num_scales": 1, "num_glimpses": 6},
-    },
-    "translated60": {
-        "data": {"canvas_size": 60},
-        "glimpse": {"size": 12, "num_scales": 3, "num_glimpses": 6},
-    },
-    "translated100": {
-        "data": {"canvas_size": 100},
-        "glimpse": {"size": 12, "num_scales": 4, "num_glimpses": 6},
-    },
-    "cluttered60": {
-        "data": {"canvas_size": 60, "min_distractors": 4, "max_distractors": 4},
-        "glimpse": {"size": 12, "num_scales": 3, "num_glimpses": 6},
-    },
-    "cluttered100": {
-        "data": {
-            "canvas_size": 100,
-            "min_distractors": 8,
-            "max_distractors": 8,
-        },
-        "glimpse": {"size": 12, "num_scales": 4, "num_glimpses": 6},
-    },
-    "cluttered250": {
-        # [3] gives no distractor count for 250x250; 25 keeps the density of
-        # cluttered100 within a factor of ~2. 20x20 glimpses as in [3].
-        "data": {
-            "canvas_size": 250,
-            "min_distractors": 25,
-            "max_distractors": 25,
-        },
-        "glimpse": {"size": 20, "num_scales": 3, "num_glimpses": 8},
-    },
-    "cluttered_var100": {
-        "data": {
-            "canvas_size": 100,
-            "min_distractors": 4,
-            "max_distractors": 20,
-        },
-        "glimpse": {"size": 12, "num_scales": 4, "num_glimpses": 6},
-    },
-    "cluttered_var200": {
-        "data": {
-            "canvas_size": 200,
-            "min_distractors": 4,
-            "max_distractors": 50,
-        },
-        "glimpse": {"size": 12, "num_scales": 4, "num_glimpses": 4},
-    },
-}
-
-
-# What each model changes from the defaults (reference.md).
-MODEL_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "ram": {},
-    "dram": {"core": {"core_layers": 2}, "glimpse": {"num_scales": 2},
-             "policy": {"gradient_scope": "critic"}},
-    "ldram": {"core": {"core_layers": 2}, "glimpse": {"num_scales": 2},
-              "policy": {"gradient_scope": "critic",
-                         "location_loss_weight": 1.0}},
-    "fc": {},
-    "cnn": {},
-}
-
 
 def resolve(
     model: str, task: str, overrides: dict[str, Any] | None = None
