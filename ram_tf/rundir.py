@@ -345,9 +345,10 @@ def _repair_state(directory: str, restored: str) -> None:
 def trim_log(path: str, updates: int, epochs: int) -> None:
     """Keep the header and the rows of `log.csv` up to the resume point.
 
-    Rows after `updates` (epochs that will run again), repeated headers and
-    rows cut short by a kill are dropped. A log without an `updates`
-    column (older runs) is cut by epoch number instead.
+    Rows after `updates` (epochs that will run again), repeated headers,
+    rows cut short by a kill and all but the last row of an update count
+    are dropped. A log without an `updates` column (older runs) is cut by
+    epoch number instead.
     """
     if not os.path.exists(path):
         return
@@ -367,7 +368,10 @@ def trim_log(path: str, updates: int, epochs: int) -> None:
         except ValueError:
             return False
 
-    kept = [header] + [r for r in rows[1:] if keep(r)]
+    # One row per resume point, the last written: two writers (older
+    # versions had no lock) or an epoch run again each left one.
+    last = {float(r[index]): r for r in rows[1:] if keep(r)}
+    kept = [header] + [last[k] for k in sorted(last)]
     if kept != rows:
         with atomic_output(path) as temp, open(temp, "w", newline="") as f:
             csv.writer(f).writerows(kept)

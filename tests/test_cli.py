@@ -306,3 +306,12 @@ def test_filter_holds_a_notice_whose_newline_comes_in_a_second_write():
     assert run.returncode == 0, run.stderr
     assert run.stderr == "kept line\nContinue? "
 
+
+def test_readme_gives_the_offline_hint_before_the_first_command():
+    """An offline user reads how to point at MNIST before running."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(repo, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    first_command = text.index("```bash\npython3 -m venv")
+    assert 0 <= text.find("RAM_TF_MNIST_DIR") < first_command
+

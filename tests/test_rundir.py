@@ -217,29 +217,18 @@ def test_a_kill_during_an_export_leaves_no_version_and_is_cleaned(
 
 
 def test_a_garbage_checkpoint_state_file_does_not_restart_from_zero(
-        mnist_dir, cache_dir, tmp_path, monkeypatch, caplog):
-    from ram_tf import datasets
-
+        mnist_dir, cache_dir, tmp_path):
     workdir = str(tmp_path / "run")
     training.train_and_evaluate(tiny32(6), workdir, verbose=0,
                                 evaluate_test=False)
     with open(os.path.join(workdir, "checkpoints", "checkpoint"), "w") as f:
         f.write("not a checkpoint state {{{\n")
-    starts = []
-    real = datasets.train_dataset
-
-    def recording(*args, start_step=0, **kwargs):
-        starts.append(start_step)
-        return real(*args, start_step=start_step, **kwargs)
-
-    monkeypatch.setattr(datasets, "train_dataset", recording)
-    with caplog.at_level(logging.INFO, logger="ram_tf"):
-        results = training.train_and_evaluate(tiny32(9), workdir, verbose=0,
-                                              evaluate_test=False)
-    assert starts == [6]
-    assert results["updates"] == 9
-    assert _log_updates(workdir) == [3, 6, 9]
-    assert "resuming at update 6 of 9 (ckpt-2)" in caplog.text
+    out = _ram_tf("train", *TINY_FLAGS, "--workdir", workdir, "--steps", "9",
+                  "--verbose", "0")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "resuming at update 6 of 9 (ckpt-2)" in out.stdout + out.stderr
+    assert _json(os.path.join(workdir, "results.json"))["updates"] == 9
+    assert _log_updates(workdir) == [3, 6, 9]  # one epoch more, not three
     with open(os.path.join(workdir, "checkpoints", "checkpoint")) as f:
         assert f.readline() == 'model_checkpoint_path: "ckpt-3"\n'
 
@@ -276,10 +265,6 @@ def test_a_damaged_latest_checkpoint_falls_back_and_leftovers_go(
 
 def test_unreadable_checkpoints_are_refused_not_overwritten(
         mnist_dir, cache_dir, tmp_path):
-    from click.testing import CliRunner
-
-    from ram_tf_cli.main import cli
-
     workdir = str(tmp_path / "run")
     training.train_and_evaluate(tiny32(6), workdir, verbose=0,
                                 evaluate_test=False)
@@ -288,12 +273,12 @@ def test_unreadable_checkpoints_are_refused_not_overwritten(
         _truncate(os.path.join(ckpts, name), 10)
     before = {n: os.path.getmtime(os.path.join(ckpts, n))
               for n in os.listdir(ckpts)}
-    result = CliRunner().invoke(cli, ["train", *TINY_FLAGS, "--workdir",
-                                      workdir, "--steps", "9"])
-    assert result.exit_code == 2
+    result = _ram_tf("train", *TINY_FLAGS, "--workdir", workdir, "--steps",
+                     "9")
+    assert result.returncode == 2, result.stderr[-2000:]
     assert (f"Error: none of the checkpoints in {ckpts} can be read: "
-            "ckpt-2 (") in result.output
-    assert "Refusing to start again from update 0" in result.output
+            "ckpt-2 (") in result.stderr
+    assert "Refusing to start again from update 0" in result.stderr
     assert {n: os.path.getmtime(os.path.join(ckpts, n))
             for n in os.listdir(ckpts)} == before
     assert not os.path.exists(os.path.join(workdir, "lock"))
@@ -303,13 +288,24 @@ def test_unreadable_checkpoints_are_refused_not_overwritten(
         os.remove(os.path.join(ckpts, name))
     before = {n: os.path.getmtime(os.path.join(ckpts, n))
               for n in os.listdir(ckpts)}
-    result = CliRunner().invoke(cli, ["train", *TINY_FLAGS, "--workdir",
-                                      workdir, "--steps", "9"])
-    assert result.exit_code == 2, result.output
+    result = _ram_tf("train", *TINY_FLAGS, "--workdir", workdir, "--steps",
+                     "9")
+    assert result.returncode == 2, result.stderr[-2000:]
     assert ("ckpt-2 (its .index file is missing); ckpt-1 (its .index file "
-            "is missing)") in result.output
+            "is missing)") in result.stderr
     assert {n: os.path.getmtime(os.path.join(ckpts, n))
             for n in os.listdir(ckpts)} == before
+
+
+def test_resume_trims_a_log_two_writers_left(tmp_path):
+    path = str(tmp_path / "log.csv")
+    header = "epoch,updates,val_accuracy"
+    with open(path, "w") as f:
+        f.write(f"{header}\n0,3,0.1\n{header}\n0,3,0.15\n1,6,0.2\n1,6\n"
+                "2,9,0.3\n")
+    rundir.trim_log(path, updates=6, epochs=2)
+    with open(path) as f:
+        assert f.read().splitlines() == [header, "0,3,0.15", "1,6,0.2"]
 
 
 # -- evaluate --------------------------------------------------------------

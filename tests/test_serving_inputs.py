@@ -195,6 +195,21 @@ def test_cli_predict_refuses_non_finite_and_warns_on_suspect_images(
         assert sum(": class " in line for line in lines) == 3
 
 
+def test_readme_and_serving_docs_say_what_the_models_expect():
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(repo, "README.md"), encoding="utf-8") as f:
+        readme = " ".join(f.read().split())
+    for phrase in ("white digits (1.0) on black (0.0)", "in [0, 1]",
+                   "Load only SavedModels you trust"):
+        assert phrase in readme, phrase
+    with open(os.path.join(repo, "docs", "serving.md"),
+              encoding="utf-8") as f:
+        serving = " ".join(f.read().split())
+    assert "## Trust" in serving
+    assert "Load only SavedModels you trust" in serving
+    assert "TFLite" in serving.split("## Trust", 1)[1][:2000]
+
+
 def test_predict_help_says_what_the_models_expect():
     text = CliRunner().invoke(cli, ["predict", "--help"]).output
     for phrase in ("white digit", "black background", "[0, 1]", "NaN",
@@ -202,7 +217,6 @@ def test_predict_help_says_what_the_models_expect():
         assert phrase in " ".join(text.split()), phrase
 
 
-@pytest.mark.skipif(not os.path.isdir(SHIPPED), reason="no shipped models")
 def test_shipped_models_load_verified_and_refuse_nan():
     # Exported before the checked ops: the library checks them in Python.
     for path in (SHIPPED, os.path.join(SHIPPED, "model_fp32.tflite")):
