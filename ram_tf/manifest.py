@@ -27,6 +27,7 @@ without it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -58,6 +59,7 @@ class IntegrityError(ValueError):
 
 
 STAGING_PREFIX = ".staging-"
+MANIFEST_TEMP_PREFIX = ".MANIFEST."
 
 
 def new_staging(base: str) -> str:
@@ -75,15 +77,23 @@ def new_staging(base: str) -> str:
 
 
 def clean_leftovers(base: str) -> list[str]:
-    """Remove staging folders of exports whose process is gone."""
+    """Remove the staging folders and manifest temps of exports whose
+    process is gone."""
     removed = []
     for name in sorted(os.listdir(base)):
-        if not name.startswith(STAGING_PREFIX):
+        prefix = next((p for p in (STAGING_PREFIX, MANIFEST_TEMP_PREFIX)
+                       if name.startswith(p)), None)
+        if prefix is None:
             continue
-        pid = name[len(STAGING_PREFIX):].split("-")[0]
+        pid = name[len(prefix):].split("-")[0]
         if pid.isdigit() and _alive(int(pid)):
             continue
-        shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+        path = os.path.join(base, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
         removed.append(name)
     return removed
 
@@ -149,7 +159,10 @@ def read(base: str) -> dict:
 def write(base: str, manifest: dict) -> None:
     """Replace `base`/MANIFEST.json in one `os.replace`."""
     path = os.path.join(base, MANIFEST)
-    fd, tmp = tempfile.mkstemp(dir=base, prefix=".MANIFEST.")
+    # The writer's pid in the name: a killed write's temp is a leftover
+    # `clean_leftovers` removes, a live one's is left alone.
+    fd, tmp = tempfile.mkstemp(dir=base,
+                               prefix=f"{MANIFEST_TEMP_PREFIX}{os.getpid()}-")
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(manifest, f, indent=2, sort_keys=True)

@@ -156,6 +156,31 @@ def test_a_kill_during_a_json_write_leaves_the_old_file(tmp_path):
     assert rundir.clean_leftovers(str(tmp_path)) == ["progress.json.tmp"]
 
 
+def test_a_kill_during_a_manifest_write_leaves_the_old_one(tmp_path):
+    from ram_tf import manifest
+
+    base = str(tmp_path)
+    manifest.write(base, {"artefacts": {"1": {}}})
+    code, err = _killed_while(
+        base,
+        "import json\n"
+        "def half(obj, f, **kwargs):\n"
+        "    f.write('{\"artefacts\": ')\n"
+        "    f.flush()\n"
+        "    die()\n"
+        "json.dump = half",
+        "from ram_tf import manifest\n"
+        "manifest.write(sys.argv[1], {'artefacts': {'1': {}, '2': {}}})")
+    assert code == -signal.SIGKILL, err[-2000:]
+    assert _json(os.path.join(base, "MANIFEST.json")) == {
+        "artefacts": {"1": {}}}
+    temps = [n for n in os.listdir(base) if n != "MANIFEST.json"]
+    assert len(temps) == 1 and temps[0].startswith(".MANIFEST."), temps
+    # The next export into the folder removes the dead writer's temp.
+    assert manifest.clean_leftovers(base) == temps
+    assert os.listdir(base) == ["MANIFEST.json"]
+
+
 def test_a_kill_during_the_weights_write_leaves_no_damaged_weights(
         mnist_dir, cache_dir, tmp_path):
     workdir = str(tmp_path / "run")
