@@ -165,6 +165,16 @@ def test_read_only_work_dir_is_one_line(tmp_path, read_only):
     _one_line_error(result, "permission denied", workdir)
 
 
+def test_curves_into_a_read_only_folder_is_one_line(tmp_path, read_only):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.csv").write_text("epoch,updates,val_accuracy\n0,1000,0.5\n")
+    out = read_only(tmp_path / "figures")
+    result = CliRunner().invoke(cli, ["curves", str(run), "--out",
+                                      os.path.join(out, "c.png")])
+    _one_line_error(result, "permission denied", out)
+
+
 def test_read_only_export_folder_is_one_line(tiny_run, tmp_path, read_only):
     out = read_only(tmp_path / "models")
     result = CliRunner().invoke(cli, ["export", tiny_run, "--out", out,
