@@ -27,12 +27,13 @@ without it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+
+from ram_tf import rundir
 
 MANIFEST = "MANIFEST.json"
 
@@ -88,12 +89,7 @@ def clean_leftovers(base: str) -> list[str]:
         pid = name[len(prefix):].split("-")[0]
         if pid.isdigit() and _alive(int(pid)):
             continue
-        path = os.path.join(base, name)
-        if os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
+        rundir.remove(os.path.join(base, name))
         removed.append(name)
     return removed
 

@@ -201,6 +201,15 @@ _RUN_TEMPS = frozenset(
     + ["model.tmp.weights.h5"])
 
 
+def remove(path: str) -> None:
+    """Remove a leftover file or folder, if it is still there."""
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
 def clean_leftovers(workdir: str) -> list[str]:
     """Remove temp files and folders an interrupted run left behind.
 
@@ -222,11 +231,7 @@ def clean_leftovers(workdir: str) -> list[str]:
             if not stale(name):
                 continue
             path = os.path.join(folder, name)
-            if os.path.isdir(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(path)
+            remove(path)
             removed.append(os.path.relpath(path, workdir))
     if removed:
         logger.info("%s: removed leftovers of an interrupted run: %s",
@@ -339,7 +344,7 @@ def _repair_state(directory: str, restored: str) -> None:
                    "it now names %s", directory, name)
 
 
-# -- the log and the run's precision ---------------------------------------
+# -- the log ---------------------------------------
 
 
 def trim_log(path: str, updates: int, epochs: int) -> None:
