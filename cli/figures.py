@@ -94,24 +94,24 @@ def curves(runs, out, thresholds):
         logs[os.path.basename(os.path.normpath(run))] = plots.read_log(path)
     plots.learning_curves(logs, out)
     click.echo(out)
-    first_log = next(iter(logs.values()))
-    first_seen = float(np.nanmax(first_log["updates"])) if first_log else 0
+    first_label, first_log = next(iter(logs.items()))
     for threshold in thresholds:
-        first = None
-        for i, (label, log) in enumerate(logs.items()):
+        for label, log in logs.items():
             reached = plots.updates_to_reach(log, threshold) if log else None
-            if i == 0:
-                first = reached
             text = ("not reached" if reached is None
                     else f"{reached:.0f} updates")
-            if i == 0 and reached is None:
-                text += f" in {first_seen:.0f}"
-            speedup = ""
-            if i > 0 and reached and first is not None:
-                speedup = f" (speed-up x{first / reached:.2f} vs first run)"
-            elif i > 0 and reached and first_seen > reached:
-                # The first run has not got there yet: a lower bound.
-                speedup = (f" (speed-up > x{first_seen / reached:.2f}: the "
-                           f"first run was not there after {first_seen:.0f})")
-            click.echo(f"val acc >= {threshold:.0%}: {label}: {text}"
-                       f"{speedup}")
+            if reached is None and log:
+                text += f" in {np.nanmax(log['updates']):.0f}"
+            found = (plots.speedup(log, first_log, threshold)
+                     if label != first_label and log and first_log
+                     else None)
+            if found:
+                relation, ratio = found
+                text += {
+                    "=": f" (speed-up x{ratio:.2f} vs first run)",
+                    ">=": f" (speed-up >= x{ratio:.2f} vs first run: there "
+                          "by its first log line)",
+                    ">": f" (speed-up > x{ratio:.2f}: the first run was "
+                         "not there after "
+                         f"{np.nanmax(first_log['updates']):.0f})"}[relation]
+            click.echo(f"val acc >= {threshold:.0%}: {label}: {text}")

@@ -11,6 +11,7 @@ from ram_tf import config as config_lib
 from ram_tf import experiments as registry
 from ram_tf import reproduce as repro
 from ram_tf import runtime
+from ram_tf import tables
 from ram_tf_cli.common import FIELD_OF
 from ram_tf_cli.common import GroupedCommand
 from ram_tf_cli.common import data_dir_option
@@ -28,11 +29,12 @@ from ram_tf_cli.common import quiet_tensorflow
 @click.option("--list", "show_list", is_flag=True,
               help="every row with its state, updates and errors")
 @click.option("--table", "show_table", is_flag=True,
-              help="print the Markdown results table built from RESULTS")
+              help="print the Markdown results table and the L-DRAM label "
+                   "table built from RESULTS")
 @click.option("--readme", type=click.Path(dir_okay=False, exists=True),
               default=None,
-              help="with --table: write the table into this file, between "
-                   "its results-table markers")
+              help="with --table: write the tables into this file, each "
+                   "between its markers")
 @click.option("--runs", "runs_dir", default="runs", show_default=True,
               help="folder of the run directories (checkpoints)")
 @click.option("--results", "results_dir", default="results",
@@ -109,23 +111,26 @@ def _list(runs_dir, results_dir):
 
 def _table(results_dir, readme):
     try:
-        table = repro.results_table(results_dir)
+        built = {tables.RESULTS: tables.results_table(results_dir),
+                 tables.LABELS: tables.label_table(results_dir)}
     except (OSError, ValueError, KeyError) as e:
-        fail(f"cannot build the table from {results_dir}: {e}")
+        fail(f"cannot build the tables from {results_dir}: {e}")
     if readme is None:
-        click.echo(table, nl=False)
+        click.echo("\n".join(built.values()), nl=False)
         return
     with open(readme, encoding="utf-8") as f:
         text = f.read()
+    new = text
     try:
-        new = repro.replace_table(text, table)
+        for markers, table in built.items():
+            new = tables.replace_table(new, table, markers)
     except ValueError as e:
         fail(f"{readme}: {e}")
     tmp = f"{readme}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(new)
     os.replace(tmp, readme)
-    click.echo(f"{readme}: results table "
+    click.echo(f"{readme}: results and L-DRAM label tables "
                + ("unchanged" if new == text else "updated"))
 
 

@@ -183,6 +183,12 @@ EXPERIMENTS: tuple[Experiment, ...] = (
 
 BY_ID: dict[str, Experiment] = {e.id: e for e in EXPERIMENTS}
 
+# The seed's L-DRAM table by label fraction, its 0 % reference (DRAM on
+# the same 30,000-update budget) first.
+LABEL_TABLE: tuple[str, ...] = (
+    "dram6-cluttered100-30k",
+    *(f"ldram6-cluttered100-p{p}" for p in sorted(_LDRAM_SEED)))
+
 
 class UnknownExperimentError(KeyError):
     """An id that is not in the registry; the message lists the ids."""

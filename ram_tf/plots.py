@@ -175,6 +175,29 @@ def updates_to_reach(log: dict[str, np.ndarray], threshold: float,
     return float(log["updates"][hits[0]]) if len(hits) else None
 
 
+def speedup(log: dict[str, np.ndarray], reference: dict[str, np.ndarray],
+            threshold: float,
+            key: str = "val_accuracy") -> tuple[str, float] | None:
+    """How many times fewer updates `log` needs than `reference` to reach
+    `threshold`: updates(reference) / updates(log).
+
+    Returns (relation, ratio), relation "=" when both got there; ">=" when
+    `log` got there by its first logged point (it may have been sooner);
+    ">" when `reference` never did (the ratio uses the updates it logged).
+    None when `log` never got there, or `reference` neither got there nor
+    ran longer than `log` needed (no bound).
+    """
+    reached = updates_to_reach(log, threshold, key)
+    if reached is None:
+        return None
+    theirs = updates_to_reach(reference, threshold, key)
+    if theirs is None:
+        seen = float(np.nanmax(reference["updates"]))
+        return (">", seen / reached) if seen > reached else None
+    first = reached == log["updates"][0]
+    return (">=" if first else "="), theirs / reached
+
+
 _TERMS = ("val_accuracy", "cross_entropy", "baseline_mse", "reinforce",
           "reward", "location_abs")
 

@@ -26,6 +26,21 @@ def test_updates_to_reach_reads_the_first_crossing(tmp_path):
     assert plots.updates_to_reach(log, 0.99) is None
 
 
+def test_speedup_says_whether_it_is_measured_or_a_bound(tmp_path):
+    def log(name, accuracies):
+        return plots.read_log(os.path.join(_run(tmp_path, name, accuracies),
+                                           "log.csv"))
+    slow = log("slow", [0.5, 0.6, 0.7, 0.91])         # 90 % at 4,000
+    short = log("short", [0.5, 0.6, 0.7])             # never, 3,000 logged
+    fast = log("fast", [0.5, 0.92])                   # 90 % at 2,000
+    first = log("first", [0.95])                      # 90 % by 1,000
+    assert plots.speedup(fast, slow, 0.9) == ("=", 2.0)
+    assert plots.speedup(first, slow, 0.9) == (">=", 4.0)
+    assert plots.speedup(fast, short, 0.9) == (">", 1.5)
+    assert plots.speedup(fast, log("shorter", [0.5, 0.6]), 0.9) is None
+    assert plots.speedup(short, slow, 0.9) is None
+
+
 def test_curves_reads_a_log_with_a_repeated_header_and_a_cut_row(tmp_path):
     # What two trainers on one run (or a kill mid-write) leave behind.
     run = tmp_path / "twice"
