@@ -49,6 +49,7 @@ from ram_tf import devices
 from ram_tf import distribute
 from ram_tf import evaluation
 from ram_tf import rundir
+from ram_tf import runlock
 from ram_tf import runtime
 from ram_tf import validation
 from ram_tf.builders import build_model
@@ -164,7 +165,7 @@ def train_and_evaluate(
         # Writes nothing in workdir, so it takes no lock there.
         return _train(*args)
     os.makedirs(workdir, exist_ok=True)
-    with rundir.RunLock(workdir):
+    with runlock.RunLock(workdir):
         return _train(*args)
 
 

@@ -16,6 +16,7 @@ from helpers import TINY_FLAGS
 from helpers import tiny32
 
 from ram_tf import rundir
+from ram_tf import runlock
 from ram_tf import training
 
 
@@ -45,21 +46,21 @@ def _truncate(path, size):
 
 
 def test_a_locked_workdir_refuses_a_second_holder_naming_the_pid(tmp_path):
-    with rundir.RunLock(str(tmp_path)):
+    with runlock.RunLock(str(tmp_path)):
         with open(tmp_path / "lock") as f:
             assert f.read().split()[0] == str(os.getpid())
-        with pytest.raises(rundir.RunLockedError,
+        with pytest.raises(runlock.RunLockedError,
                            match=f"in use by another training process "
                                  f"\\(pid {os.getpid()} on "):
-            rundir.RunLock(str(tmp_path)).acquire()
+            runlock.RunLock(str(tmp_path)).acquire()
     assert not (tmp_path / "lock").exists()
-    with rundir.RunLock(str(tmp_path)):  # free again
+    with runlock.RunLock(str(tmp_path)):  # free again
         pass
 
 
 def test_the_lock_is_released_when_the_holder_raises(tmp_path):
     with pytest.raises(ValueError):
-        with rundir.RunLock(str(tmp_path)):
+        with runlock.RunLock(str(tmp_path)):
             raise ValueError("boom")
     assert not (tmp_path / "lock").exists()
 
@@ -70,7 +71,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over_with_a_note(
     dead.wait()
     (tmp_path / "lock").write_text(f"{dead.pid} somehost\n")
     with caplog.at_level(logging.WARNING, logger="ram_tf"):
-        with rundir.RunLock(str(tmp_path)):
+        with runlock.RunLock(str(tmp_path)):
             with open(tmp_path / "lock") as f:
                 assert f.read().split()[0] == str(os.getpid())
     assert f"taking over the lock of pid {dead.pid} on somehost" in caplog.text
