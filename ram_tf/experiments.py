@@ -93,9 +93,11 @@ def _ram(glimpses, task, published, **settings):
     scales = settings.get("glimpse.num_scales")
     size = "8x8, 1 scale" if task == "mnist28" else (
         f"12x12, {scales or 3} scales")
+    scope = (", policy gradients in every layer"
+             if settings.get("policy.gradient_scope") == "all" else "")
     return Experiment(
         id=f"ram{glimpses}-{task}", model="ram", task=task, steps=60_000,
-        title=f"RAM, {glimpses} glimpses {size}", published=published,
+        title=f"RAM, {glimpses} glimpses {size}{scope}", published=published,
         settings=_differing("ram", task, {"glimpse.num_glimpses": glimpses,
                                           **settings}))
 
@@ -123,9 +125,12 @@ def _baseline(model, task, nips, public=None, **settings):
 # PrincipalComponent/ram's L-DRAM table: % labels -> test error.
 _LDRAM_SEED = {1: 2.59, 5: 2.06, 10: 2.68, 25: 2.12, 50: 2.10}
 
-# 3 scales of 12x12 on 100x100 too, as the seed ran RAM there (the
-# cluttered100 preset has 4).
-_SEED_SCALES = {"glimpse.num_scales": 3}
+# RAM on 100x100 as the seed ran it: 3 scales of 12x12 (the cluttered100
+# preset has 4), and REINFORCE and the baseline error reaching every
+# layer, as the seed's code never stops a gradient (`policy.gradient_scope`
+# "all"; results/studies/ram6-cluttered100-scope-location is the row with
+# the preset's "location").
+_SEED_RAM_100 = {"glimpse.num_scales": 3, "policy.gradient_scope": "all"}
 
 # In the order `ram-tf reproduce --all` trains what is missing: the RAM
 # rows, the seed's L-DRAM label table, the long DRAM rows, the baselines.
@@ -138,9 +143,9 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     _ram(8, "translated60", Published(nips=1.20, v1=1.84, seed=2.12,
                                       public=0.94)),
     _ram(6, "cluttered100", Published(v1=11.58, seed=4.62),
-         **_SEED_SCALES),
+         **_SEED_RAM_100),
     _ram(8, "cluttered100", Published(v1=10.83, seed=2.68, public=5.9),
-         **_SEED_SCALES),
+         **_SEED_RAM_100),
     _ram(6, "mnist28", Published(nips=1.12, v1=1.29, public=0.67)),
     *(_ldram(p) for p in (1, 5, 10, 25, 50)),
     Experiment(
