@@ -58,6 +58,8 @@ OPTION_GROUPS = {
     ],
     "policy": [
         ("--std", "policy.std", float, "location policy sigma"),
+        ("--mean-bound", "policy.mean_bound", float,
+         "a in mu = a tanh(FC(h)), in (0, 1]"),
         ("--initial-location", "policy.initial_location",
          click.Choice(config_lib.INITIAL_LOCATIONS), "l_0"),
         ("--reinforce-weight", "policy.reinforce_weight", float,

@@ -99,7 +99,9 @@ class PolicyConfig:
     """The Gaussian location policy and its REINFORCE weight.
 
     Attributes:
-      std: sigma of l_t ~ Normal(tanh(FC(h_t)), sigma), in [-1, 1] units.
+      std: sigma of l_t ~ Normal(mu_t, sigma), in [-1, 1] units.
+      mean_bound: a in mu_t = a tanh(FC(h_t)); below 1 the policy means
+        stay inside the canvas (the seed's DRAM has a = 0.8).
       initial_location: "center" or "random" (uniform in [-1, 1]^2).
       reinforce_weight: lambda in CE + MSE + lambda * REINFORCE.
       gradient_scope: which layers REINFORCE and the baseline error train
@@ -118,6 +120,7 @@ class PolicyConfig:
     """
 
     std: float = 0.11  # reference.md; larger explores more, learns slower
+    mean_bound: float = 1.0  # Mnih et al.: mu_t = tanh(FC(h_t))
     initial_location: str = "center"  # Mnih et al. start at the centre
     reinforce_weight: float = 1.0  # the location net sees only this term
     # DRAM's default is "critic": REINFORCE in deep layers pinned the

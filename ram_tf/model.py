@@ -68,6 +68,7 @@ class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
       glimpse_hidden, location_hidden, glimpse_units: `GlimpseNetwork`.
       core_units: LSTM width.
       std: policy sigma.
+      mean_bound: a in mu_t = a tanh(FC(h_t)), in (0, 1].
       initial_location: "center" (l_0 = (0, 0)) or "random" (uniform).
       reinforce_weight: lambda of the hybrid loss.
       gradient_scope: "location" (RAM: REINFORCE trains the location
@@ -89,7 +90,7 @@ class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
     def __init__(self, glimpse_size=12, num_scales=3, num_glimpses=6,
                  backend="matmul", xla_sensor=False, glimpse_hidden=128,
                  location_hidden=128,
-                 glimpse_units=256, core_units=256, std=0.11,
+                 glimpse_units=256, core_units=256, std=0.11, mean_bound=1.0,
                  initial_location="center", reinforce_weight=1.0,
                  gradient_scope="location", mc_samples=10, num_classes=10,
                  seed=0, precision="float32", **kwargs):
@@ -105,6 +106,9 @@ class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
                             ("num_classes", num_classes)):
             positive_int(name, value)
         positive_number("std", std)
+        if positive_number("mean_bound", mean_bound) > 1:
+            raise ValueError(f"mean_bound must be in (0, 1]. Received: "
+                             f"mean_bound={mean_bound!r}")
         positive_number("reinforce_weight", reinforce_weight,
                         allow_zero=True)
         if initial_location not in INITIAL_LOCATIONS:
@@ -124,6 +128,7 @@ class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
             num_glimpses=num_glimpses, backend=backend, xla_sensor=xla_sensor,
             glimpse_hidden=glimpse_hidden, location_hidden=location_hidden,
             glimpse_units=glimpse_units, core_units=core_units, std=std,
+            mean_bound=mean_bound,
             initial_location=initial_location,
             reinforce_weight=reinforce_weight,
             gradient_scope=gradient_scope, mc_samples=mc_samples,
@@ -144,7 +149,8 @@ class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
             matmul_dtype=self.matmul_dtype, name="glimpse_network")
         self.core = networks.CoreNetwork(core_units, self.matmul_dtype,
                                          name="core_network")
-        self.location_net = networks.LocationNetwork(name="location_network")
+        self.location_net = networks.LocationNetwork(
+            mean_bound, name="location_network")
         self.baseline_net = networks.BaselineNetwork(name="baseline_network")
         self.action_net = networks.ActionNetwork(num_classes,
                                                  name="action_network")

@@ -3,7 +3,7 @@
 - `GlimpseNetwork` f_g: h_g = ReLU(W_g rho), h_l = ReLU(W_l l),
   g_t = ReLU(W_hg h_g + W_hl h_l).
 - `CoreNetwork` f_h: an LSTM cell, h_t = f_h(h_{t-1}, g_t).
-- `LocationNetwork` f_l: mean mu_t = tanh(W h_t); policy Normal(mu_t, sigma).
+- `LocationNetwork` f_l: mean mu_t = a tanh(W h_t); policy Normal(mu_t, sigma).
 - `ActionNetwork` f_a: class logits from the last core output.
 - `BaselineNetwork` f_b: b_t, the expected reward, from h_t.
 - `ContextNetwork` (DRAM, Ba et al. 2015): a coarse view of the whole
@@ -197,16 +197,22 @@ class CoreNetwork(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package=_REG)
 class LocationNetwork(keras.layers.Layer):
-    """mu_t = tanh(FC_2(stop_gradient(h_t))), the mean of the policy.
+    """mu_t = a tanh(FC_2(stop_gradient(h_t))), the mean of the policy.
+
+    Args:
+      mean_bound: a in (0, 1]. Mnih et al. have a = 1; PrincipalComponent/
+        ram's DRAM has a = 0.8, so that no mean reaches the canvas border,
+        where REINFORCE would have to push tanh out of its flat tail.
 
     Call arguments:
       h: h_t [B, D]; stop_gradient: read h_t under `tf.stop_gradient`.
 
-    Output shape: [B, 2], (y, x) in (-1, 1). Weights: 2 (D + 1).
+    Output shape: [B, 2], (y, x) in (-a, a). Weights: 2 (D + 1).
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, mean_bound=1.0, **kwargs):
         super().__init__(**kwargs)
+        self.mean_bound = float(mean_bound)
         self.fc = keras.layers.Dense(2, "tanh", name="fc_mean")
 
     def build(self, input_shape):
@@ -215,10 +221,15 @@ class LocationNetwork(keras.layers.Layer):
     def call(self, h, stop_gradient=True):
         # stop_gradient=False: REINFORCE (gradient scopes "where", "all")
         # or L-DRAM's location loss also train the layers below.
-        return self.fc(tf.stop_gradient(h) if stop_gradient else h)
+        mean = self.fc(tf.stop_gradient(h) if stop_gradient else h)
+        # a = 1 multiplies by nothing, so old runs compute what they did.
+        return mean if self.mean_bound == 1.0 else self.mean_bound * mean
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 2)
+
+    def get_config(self):
+        return {**super().get_config(), "mean_bound": self.mean_bound}
 
 
 @keras.saving.register_keras_serializable(package=_REG)

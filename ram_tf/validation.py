@@ -65,6 +65,8 @@ def validate(config: ExperimentConfig) -> None:
          "one filter count per kernel size")
     need(c.fc_units >= 1, "core.fc_units", c.fc_units, "must be >= 1")
     need(p.std > 0, "policy.std", p.std, "must be > 0")
+    need(0 < p.mean_bound <= 1, "policy.mean_bound", p.mean_bound,
+         "must be in (0, 1]")
     need(p.location_loss_weight >= 0, "policy.location_loss_weight",
          p.location_loss_weight, "must be >= 0")
     need(0 <= p.label_fraction <= 1, "policy.label_fraction",

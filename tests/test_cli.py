@@ -17,6 +17,8 @@ from ram_tf_cli.main import cli
     (["train", "--task", "mnist28", "--num-glimpses", "0"],
      "glimpse.num_glimpses=0 is invalid"),
     (["train", "--task", "mnist28", "--std", "-0.1"], "policy.std=-0.1"),
+    (["train", "--task", "mnist28", "--mean-bound", "1.5"],
+     "policy.mean_bound=1.5"),
     (["train", "--task", "cluttered60", "--min-distractors", "9"],
      "min_distractors <= max_distractors"),
     (["data", "--task", "nope"], "unknown task 'nope'"),

@@ -48,6 +48,9 @@ def _cases():
         "location": (
             networks.LocationNetwork(name="location_network"), (B, 8),
             tf.random.uniform([B, 8]), {}, 2 * (8 + 1)),
+        "location_bounded": (
+            networks.LocationNetwork(0.8, name="location_network"), (B, 8),
+            tf.random.uniform([B, 8]), {}, 2 * (8 + 1)),
         "baseline": (
             networks.BaselineNetwork(name="baseline_network"), (B, 8),
             tf.random.uniform([B, 8]), {}, 8 + 1),
@@ -105,6 +108,17 @@ def test_layer_built_in_a_traced_function_has_static_weights():
         tf.TensorSpec([None, 12, 12, 1], tf.float32)])
     assert fn(tf.zeros([2, 12, 12, 1])).shape == (2, 5)
     assert layer.fc.kernel.shape == (4 * 4 * 4, 5)
+
+
+@pytest.mark.parametrize("bound", [1.0, 0.8])
+def test_location_network_is_a_bounded_tanh(bound):
+    # mu = a tanh(h W + b) in NumPy; large inputs saturate at +-a.
+    layer = networks.LocationNetwork(bound)
+    h = 30 * np.random.default_rng(1).normal(size=(64, 5)).astype("float32")
+    mu = layer(h).numpy()
+    w, b = (v.numpy() for v in layer.fc.weights)
+    np.testing.assert_allclose(mu, bound * np.tanh(h @ w + b), atol=1e-6)
+    assert np.abs(mu).max() <= bound and np.abs(mu).max() > 0.99 * bound
 
 
 def test_core_network_computes_one_lstm_step():

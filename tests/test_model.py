@@ -1,5 +1,7 @@
 """RecurrentAttentionModel: outputs, policy modes, shared first glimpse."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -38,6 +40,25 @@ def test_sampled_locations_are_clipped_draws_around_the_mean():
                                                                -1, 1))
     noise = (draws - out["means"].numpy()).ravel()
     assert abs(noise.std() - 0.5) < 0.05 and abs(noise.mean()) < 0.05
+
+
+def test_mean_bound_scales_every_policy_mean_dram_first_one_included():
+    # The same weights with a = 1 and a = 0.8: means and the deterministic
+    # locations after the first differ by the factor a (the first glimpse
+    # sees the same pixels, later ones do not, so compare mu_1 only).
+    config = config_lib.resolve("dram", "translated60", {
+        "glimpse.size": 6, "core.core_units": 16, "core.glimpse_units": 16,
+        "core.glimpse_hidden": 8, "core.location_hidden": 8,
+        "core.context_filters": (4,), "core.context_kernels": (3,)})
+    full = build_model(config)
+    bounded = build_model(dataclasses.replace(config, policy=(
+        dataclasses.replace(config.policy, mean_bound=0.8))))
+    bounded.set_weights(full.get_weights())
+    x = tf.random.uniform([4, 60, 60, 1])
+    a, b = full(x)["means"].numpy(), bounded(x)["means"].numpy()
+    np.testing.assert_allclose(b[:, 0], 0.8 * a[:, 0], atol=1e-6)
+    assert np.abs(bounded(x, sample=True)["means"]).max() <= 0.8
+    assert bounded.get_config()["mean_bound"] == 0.8
 
 
 def test_repeats_share_the_first_glimpse_without_changing_results():
@@ -180,6 +201,7 @@ def test_a_batch_without_labels_is_refused_by_name():
     ("num_scales", 0), ("mc_samples", 0), ("core_units", 0),
     ("num_classes", 0), ("glimpse_size", 2.5),
     ("initial_location", "corner"), ("reinforce_weight", -1.0),
+    ("mean_bound", 0.0), ("mean_bound", 1.2), ("mean_bound", "0.8"),
 ])
 def test_constructor_names_the_impossible_argument(argument, value):
     with pytest.raises(ValueError, match=f"{argument}={value!r}"):
