@@ -55,6 +55,19 @@ def test_rows_carry_the_papers_settings_and_figures():
     assert (dram.core.core_layers, dram.glimpse.num_scales,
             dram.train.steps) == (2, 2, 100_000)
     assert registry.get("dram8-cluttered250").config().glimpse.size == 20
+    # The long DRAM rows train as the seed's DRAM does: no stopped
+    # gradient, means 0.8 tanh, REINFORCE averaged over the T glimpses.
+    for row in ("dram6-cluttered100", "dram8-cluttered100",
+                "dram6-cluttered60", "dram8-cluttered250"):
+        policy, glimpse = (registry.get(row).config().policy,
+                           registry.get(row).config().glimpse)
+        assert (policy.gradient_scope, policy.mean_bound) == ("all", 0.8)
+        assert policy.reinforce_weight == pytest.approx(
+            1 / glimpse.num_glimpses)
+    # The label table's 0 % reference stays with its L-DRAM rows' policy.
+    reference = registry.get("dram6-cluttered100-30k").config().policy
+    assert (reference.gradient_scope, reference.mean_bound,
+            reference.reinforce_weight) == ("critic", 1.0, 1.0)
     fc = registry.get("fc64-translated60").config()
     assert (fc.model, fc.core.fc_units) == ("fc", 64)
     for e in registry.EXPERIMENTS:
