@@ -27,6 +27,7 @@ def model_kwargs(config) -> dict:
         num_glimpses=g.num_glimpses, backend=m.backend, xla_sensor=m.xla,
         glimpse_hidden=c.glimpse_hidden, location_hidden=c.location_hidden,
         glimpse_units=c.glimpse_units, core_units=c.core_units,
+        core_cell=c.core_cell,
         std=p.std, mean_bound=p.mean_bound,
         initial_location=p.initial_location,
         reinforce_weight=p.reinforce_weight,

@@ -36,6 +36,9 @@ ATTENTION_MODELS = ("ram", "dram", "ldram")
 GRADIENT_SCOPES = ("location", "critic", "where", "all")
 RAM_GRADIENT_SCOPES = ("location", "all")
 INITIAL_LOCATIONS = ("center", "random")  # policy.initial_location
+# core.core_cell: an LSTM (PrincipalComponent/ram), or Mnih et al.'s rectifier
+# units (their MNIST classification core); DRAM's two layers are LSTMs.
+CORE_CELLS = ("lstm", "rectifier")
 LABEL_MASKS = ("fixed", "per-batch")  # policy.label_mask
 # How a model computes: the glimpse network and core in float32 or bfloat16.
 COMPUTE_PRECISIONS = ("float32", "mixed_bfloat16")
@@ -74,7 +77,9 @@ class CoreConfig:
       glimpse_hidden: width of h_g = ReLU(FC(patches)).
       location_hidden: width of h_l = ReLU(FC(l)).
       glimpse_units: width of g_t = ReLU(FC(h_g) + FC(h_l)).
-      core_units: LSTM units of the core.
+      core_units: units of the core.
+      core_cell: "lstm", or "rectifier": h_t = ReLU(W g_t + U h_{t-1} + b),
+        the core of Mnih et al.'s classification experiments (RAM only).
       core_layers: stacked LSTM layers (DRAM: 2; the classifier reads the
         bottom one, the location and baseline networks the top one).
       context_size, context_filters, context_kernels: DRAM's context
@@ -87,6 +92,7 @@ class CoreConfig:
     location_hidden: int = 128  # reference.md table: FC 2 -> 128
     glimpse_units: int = 256  # -> 256 for both pathways
     core_units: int = 256  # LSTM 256 as in PrincipalComponent/ram
+    core_cell: str = "lstm"  # PrincipalComponent/ram; Mnih et al.: rectifier
     core_layers: int = 1  # RAM 1; DRAM stacks 2 (Ba et al. 2014)
     context_size: int = 24  # DRAM: side of the downsampled whole image
     context_filters: tuple = (32, 32)  # reference.md: {5x5, 32} -> {3x3, 32}

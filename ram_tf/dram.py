@@ -82,6 +82,10 @@ class DeepRecurrentAttentionModel(RecurrentAttentionModel):
                  context_kernels=(5, 3), location_loss_weight=0.0,
                  location_loss_decay=0.97, location_loss_decay_steps=1750,
                  gradient_scope="critic", **kwargs):
+        if kwargs.get("core_cell", "lstm") != "lstm":
+            raise ValueError(
+                "DRAM's two core layers are LSTMs; the rectifier core is "
+                f"RAM's. Received: core_cell={kwargs['core_cell']!r}")
         positive_int("context_size", context_size)
         for name, values in (("context_filters", context_filters),
                              ("context_kernels", context_kernels)):

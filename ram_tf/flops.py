@@ -46,7 +46,8 @@ def model_flops(config) -> dict[str, float]:
     Counted: the dense and conv layers (biases, activations and the glimpse
     sensor's window selection are left out: the sensor is a gather, or
     0/1 selection matmuls, neither a learned layer).
-      per glimpse: glimpse network + each LSTM layer, [x, h] (D + U) x 4U;
+      per glimpse: glimpse network + each LSTM layer, [x, h] (D + U) x 4U
+        (the rectifier core: (D + U) x U);
       per action: location mean (U x 2) and baseline (U x 1); RAM has T - 1
         actions, DRAM T (its l_0 comes from the context);
       DRAM's context network: each "same" conv at (s / 2^i)^2 positions,
@@ -59,11 +60,12 @@ def model_flops(config) -> dict[str, float]:
     """
     g, c, d, t = config.glimpse, config.core, config.data, config.train
     u = c.core_units
+    gates = 4 if c.core_cell == "lstm" else 1  # LSTM: i, f, g, o
     patch = g.num_scales * g.size * g.size * d.channels
     per_glimpse = 2 * (patch * c.glimpse_hidden + 2 * c.location_hidden
                        + (c.glimpse_hidden + c.location_hidden)
                        * c.glimpse_units
-                       + (c.glimpse_units + u) * 4 * u)
+                       + (c.glimpse_units + u) * gates * u)
     per_glimpse += 2 * (c.core_layers - 1) * (u + u) * 4 * u
     per_action = 2 * u * 3  # location mean (2) + baseline (1)
     classify = 2 * u * 10

@@ -3,7 +3,7 @@
 One step t = 1..T (`step`):
   rho_t = GlimpseSensor(x, l_{t-1})          [B, k, g, g, C]
   g_t   = GlimpseNetwork(rho_t, l_{t-1})     [B, 256]
-  h_t   = CoreNetwork(g_t, h_{t-1})          [B, 256]
+  h_t   = CoreNetwork(g_t, h_{t-1})          [B, 256]  (LSTM or rectifier)
   mu_t  = LocationNetwork(h_t)               [B, 2]
   l_t   = clip(mu_t + sigma * eps, -1, 1) when sampling, else mu_t
   b_t   = BaselineNetwork(h_t)               [B]
@@ -66,7 +66,9 @@ class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
       xla_sensor: XLA-compile the sensor alone (see `GlimpseSensor`).
       num_glimpses: T.
       glimpse_hidden, location_hidden, glimpse_units: `GlimpseNetwork`.
-      core_units: LSTM width.
+      core_units: width of the core.
+      core_cell: "lstm", or "rectifier" (Mnih et al.'s MNIST core,
+        `networks.RectifierCoreNetwork`).
       std: policy sigma.
       mean_bound: a in mu_t = a tanh(FC(h_t)), in (0, 1].
       initial_location: "center" (l_0 = (0, 0)) or "random" (uniform).
@@ -90,7 +92,8 @@ class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
     def __init__(self, glimpse_size=12, num_scales=3, num_glimpses=6,
                  backend="matmul", xla_sensor=False, glimpse_hidden=128,
                  location_hidden=128,
-                 glimpse_units=256, core_units=256, std=0.11, mean_bound=1.0,
+                 glimpse_units=256, core_units=256, core_cell="lstm",
+                 std=0.11, mean_bound=1.0,
                  initial_location="center", reinforce_weight=1.0,
                  gradient_scope="location", mc_samples=10, num_classes=10,
                  seed=0, precision="float32", **kwargs):
@@ -105,6 +108,10 @@ class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
                             ("mc_samples", mc_samples),
                             ("num_classes", num_classes)):
             positive_int(name, value)
+        if core_cell not in networks.CORE_NETWORKS:
+            raise ValueError(f"core_cell must be one of "
+                             f"{tuple(networks.CORE_NETWORKS)}. Received: "
+                             f"core_cell={core_cell!r}")
         positive_number("std", std)
         if positive_number("mean_bound", mean_bound) > 1:
             raise ValueError(f"mean_bound must be in (0, 1]. Received: "
@@ -127,7 +134,8 @@ class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
             glimpse_size=glimpse_size, num_scales=num_scales,
             num_glimpses=num_glimpses, backend=backend, xla_sensor=xla_sensor,
             glimpse_hidden=glimpse_hidden, location_hidden=location_hidden,
-            glimpse_units=glimpse_units, core_units=core_units, std=std,
+            glimpse_units=glimpse_units, core_units=core_units,
+            core_cell=core_cell, std=std,
             mean_bound=mean_bound,
             initial_location=initial_location,
             reinforce_weight=reinforce_weight,
@@ -147,8 +155,8 @@ class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
         self.glimpse_net = networks.GlimpseNetwork(
             glimpse_hidden, location_hidden, glimpse_units,
             matmul_dtype=self.matmul_dtype, name="glimpse_network")
-        self.core = networks.CoreNetwork(core_units, self.matmul_dtype,
-                                         name="core_network")
+        self.core = networks.CORE_NETWORKS[core_cell](
+            core_units, self.matmul_dtype, name="core_network")
         self.location_net = networks.LocationNetwork(
             mean_bound, name="location_network")
         self.baseline_net = networks.BaselineNetwork(name="baseline_network")

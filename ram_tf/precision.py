@@ -48,8 +48,10 @@ def dense(layer, x, dtype, kernel=None):
     `kernel`: the kernel already in `dtype` (`freeze_operands`)."""
     if dtype == "float32":
         return layer(x)
-    return layer.activation(tf.nn.bias_add(
-        matmul(x, layer.kernel, dtype, kernel), layer.bias))
+    y = matmul(x, layer.kernel, dtype, kernel)
+    if layer.use_bias:
+        y = tf.nn.bias_add(y, layer.bias)
+    return layer.activation(y)
 
 
 def lstm_step(cell, x, h, c, dtype, kernels=(None, None)):

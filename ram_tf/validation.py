@@ -9,6 +9,7 @@ import dataclasses
 from typing import Any
 
 from ram_tf.config import BACKENDS
+from ram_tf.config import CORE_CELLS
 from ram_tf.config import GRADIENT_SCOPES
 from ram_tf.config import GROUPS
 from ram_tf.config import INITIAL_LOCATIONS
@@ -58,6 +59,11 @@ def validate(config: ExperimentConfig) -> None:
              "must be a positive integer")
     need(c.core_layers in (1, 2), "core.core_layers", c.core_layers,
          "allowed: 1 (RAM) or 2 (DRAM)")
+    need(c.core_cell in CORE_CELLS, "core.core_cell", c.core_cell,
+         "allowed: " + ", ".join(CORE_CELLS))
+    need(c.core_cell == "lstm" or c.core_layers == 1, "core.core_cell",
+         c.core_cell, "DRAM's two core layers (core.core_layers=2) are "
+         "LSTMs; the rectifier core is RAM's")
     need(4 <= c.context_size <= d.canvas_size, "core.context_size",
          c.context_size, f"must be between 4 and the canvas ({d.canvas_size})")
     need(len(c.context_filters) == len(c.context_kernels) >= 1,

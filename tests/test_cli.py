@@ -19,6 +19,8 @@ from ram_tf_cli.main import cli
     (["train", "--task", "mnist28", "--std", "-0.1"], "policy.std=-0.1"),
     (["train", "--task", "mnist28", "--mean-bound", "1.5"],
      "policy.mean_bound=1.5"),
+    (["train", "--model", "dram", "--task", "cluttered60", "--core-cell",
+      "rectifier"], "the rectifier core is RAM's"),
     (["train", "--task", "cluttered60", "--min-distractors", "9"],
      "min_distractors <= max_distractors"),
     (["data", "--task", "nope"], "unknown task 'nope'"),

@@ -1,14 +1,17 @@
 """Analytic FLOP counts against the built models' own layer shapes."""
 
 import numpy as np
+import pytest
 
 from ram_tf import config as config_lib
 from ram_tf import flops
 from ram_tf.builders import build_model
 
 
-def test_forward_flops_equal_twice_the_dense_multiply_adds():
-    cfg = config_lib.resolve("ram", "translated60", {"core.core_units": 64})
+@pytest.mark.parametrize("cell", ["lstm", "rectifier"])
+def test_forward_flops_equal_twice_the_dense_multiply_adds(cell):
+    cfg = config_lib.resolve("ram", "translated60", {"core.core_units": 64,
+                                                     "core.core_cell": cell})
     model = build_model(cfg)
     per_step = sum(2 * k.shape[0] * k.shape[1]
                    for layer in (model.glimpse_net, model.core)

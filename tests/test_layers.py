@@ -45,6 +45,10 @@ def _cases():
             tf.random.uniform([B, 7]),
             {"states": [tf.zeros([B, 8]), tf.zeros([B, 8])]},
             4 * 8 * (7 + 8 + 1)),
+        "rectifier_core": (
+            networks.RectifierCoreNetwork(8, name="core_network"), (B, 7),
+            tf.random.uniform([B, 7]), {"states": [tf.zeros([B, 8])]},
+            8 * (7 + 8 + 1)),
         "location": (
             networks.LocationNetwork(name="location_network"), (B, 8),
             tf.random.uniform([B, 8]), {}, 2 * (8 + 1)),
@@ -140,7 +144,31 @@ def test_core_network_computes_one_lstm_step():
     np.testing.assert_array_equal(h, h_again)
 
 
+def test_rectifier_core_computes_relu_of_input_and_recurrence():
+    # Mnih et al. 2014: h_t = Rect(Linear(h_{t-1}) + Linear(g_t)), one bias,
+    # checked in NumPy; bfloat16 matmul operands change it by rounding only.
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 5)).astype("float32")
+    h0 = rng.normal(size=(4, 3)).astype("float32")
+    layer = networks.RectifierCoreNetwork(3)
+    h, (h_again,) = layer(x, [h0])
+    w, b = (v.numpy() for v in layer.fc_input.weights)
+    (u,) = (v.numpy() for v in layer.fc_recurrent.weights)
+    want = np.maximum(x @ w + h0 @ u + b, 0)
+    assert (want == 0).any() and (want > 0).any()  # both sides of the ReLU
+    np.testing.assert_allclose(h, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(h, h_again)
+    bf16 = networks.RectifierCoreNetwork(3, matmul_dtype="bfloat16")
+    bf16.build((4, 5))
+    bf16.set_weights(layer.get_weights())
+    got, _ = bf16(x, [h0])
+    np.testing.assert_allclose(got, want, atol=0.05)
+    assert np.abs(got - want).max() > 0  # really bf16
+    np.testing.assert_array_equal(layer.initial_state(2)[0], np.zeros((2, 3)))
+
+
 @pytest.mark.parametrize("make, message", [
+    (lambda: networks.RectifierCoreNetwork(units=0), "units=0"),
     (lambda: networks.GlimpseNetwork(glimpse_hidden=0), "glimpse_hidden=0"),
     (lambda: networks.CoreNetwork(units=-4), "units=-4"),
     (lambda: networks.CoreNetwork(8, matmul_dtype="float16"),

@@ -8,8 +8,10 @@ import pytest
 import tensorflow as tf
 
 from ram_tf import config as config_lib
+from ram_tf import networks
 from ram_tf import reinforce
 from ram_tf.builders import build_model
+from ram_tf.dram import DeepRecurrentAttentionModel
 from ram_tf.model import RecurrentAttentionModel
 
 TINY = dict(glimpse_size=4, num_scales=2, num_glimpses=4, glimpse_hidden=8,
@@ -94,6 +96,24 @@ def test_get_config_round_trip_and_build_from_experiment_config():
     built = build_model(cfg)
     assert built.core.units == 32 and built.sensor.size == 8
     assert built.sensor.num_scales == 1
+
+
+def test_rectifier_core_trains_and_round_trips():
+    # Mnih et al.'s MNIST core: one state, h_t, and every weight trained.
+    model = RecurrentAttentionModel(**TINY, core_cell="rectifier",
+                                    mc_samples=2)
+    images = tf.random.stateless_uniform([3, 20, 20, 1], [4, 5])
+    model(images)
+    assert len(model.begin(images, 1)[0]) == 1
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    before = [w.numpy() for w in model.core.weights]
+    model.train_step({"image": images, "label": tf.constant([1, 2, 3])})
+    assert all(np.abs(w.numpy() - b).max() > 0
+               for w, b in zip(model.core.weights, before))
+    clone = RecurrentAttentionModel.from_config(model.get_config())
+    assert isinstance(clone.core, networks.RectifierCoreNetwork)
+    with pytest.raises(ValueError, match="rectifier core is RAM's"):
+        DeepRecurrentAttentionModel(**TINY, core_cell="rectifier")
 
 
 # -- Keras-style batches and sample weights ---------------------------------
@@ -202,6 +222,7 @@ def test_a_batch_without_labels_is_refused_by_name():
     ("num_classes", 0), ("glimpse_size", 2.5),
     ("initial_location", "corner"), ("reinforce_weight", -1.0),
     ("mean_bound", 0.0), ("mean_bound", 1.2), ("mean_bound", "0.8"),
+    ("core_cell", "gru"),
 ])
 def test_constructor_names_the_impossible_argument(argument, value):
     with pytest.raises(ValueError, match=f"{argument}={value!r}"):
