@@ -59,7 +59,7 @@ INITIAL_LOCATIONS = config_lib.INITIAL_LOCATIONS
 
 @keras.saving.register_keras_serializable(package="ram_tf")
 class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
-    """RAM: glimpse sensor, glimpse network, LSTM core, policy, classifier.
+    """RAM: glimpse sensor, glimpse network, core, policy, classifier.
 
     Args:
       glimpse_size, num_scales, backend: the `GlimpseSensor`.
@@ -81,7 +81,7 @@ class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
       num_classes: 10 for MNIST.
       seed: seed of the location samples.
       precision: "float32", or "mixed_bfloat16": the matmuls of the
-        glimpse network and the LSTM core (DRAM: both layers) take
+        glimpse network and the core (DRAM: both layers) take
         bfloat16 operands (`ram_tf.networks`); weights, activations, the
         sensor, the heads and the loss stay float32 (`PRECISIONS`).
     """

@@ -1,7 +1,7 @@
 """bfloat16 operand matmuls, and the kernel casts of inference copies.
 
 With `matmul_dtype` "bfloat16", the matmuls of the glimpse network and the
-LSTM core (`ram_tf.networks`; forward and backward, most of a RAM update's
+core (LSTM or rectifier, `ram_tf.networks`; forward and backward, most of a RAM update's
 FLOPs) take bfloat16 operands, which oneDNN runs on AVX512-BF16 / AMX; the
 weights, biases, activations, LSTM cell state and everything downstream
 stay float32 (`dense` and `lstm_step`). Only the matmuls: bfloat16
