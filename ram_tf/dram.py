@@ -55,7 +55,7 @@ import keras
 import tensorflow as tf
 
 from ram_tf import config as config_lib
-from ram_tf import networks
+from ram_tf import cores
 from ram_tf import reinforce
 from ram_tf.model import RecurrentAttentionModel
 from ram_tf.networks import ContextNetwork
@@ -122,7 +122,7 @@ class DeepRecurrentAttentionModel(RecurrentAttentionModel):
         self.context_net = ContextNetwork(context_size, context_filters,
                                           context_kernels, units,
                                           name="context_network")
-        self.top_core = networks.CoreNetwork(units, self.matmul_dtype,
+        self.top_core = cores.CoreNetwork(units, self.matmul_dtype,
                                              name="top_core_network")
         self.policy_picks_first = True
         self.location_loss_weight = float(location_loss_weight)

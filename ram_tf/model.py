@@ -42,6 +42,7 @@ import tensorflow as tf
 
 from ram_tf import chains
 from ram_tf import config as config_lib
+from ram_tf import cores
 from ram_tf import distribute
 from ram_tf import networks
 from ram_tf import noise as noise_lib
@@ -68,7 +69,7 @@ class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
       glimpse_hidden, location_hidden, glimpse_units: `GlimpseNetwork`.
       core_units: width of the core.
       core_cell: "lstm", or "rectifier" (Mnih et al.'s MNIST core,
-        `networks.RectifierCoreNetwork`).
+        `cores.RectifierCoreNetwork`).
       std: policy sigma.
       mean_bound: a in mu_t = a tanh(FC(h_t)), in (0, 1].
       initial_location: "center" (l_0 = (0, 0)) or "random" (uniform).
@@ -108,9 +109,9 @@ class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
                             ("mc_samples", mc_samples),
                             ("num_classes", num_classes)):
             positive_int(name, value)
-        if core_cell not in networks.CORE_NETWORKS:
+        if core_cell not in cores.CORE_NETWORKS:
             raise ValueError(f"core_cell must be one of "
-                             f"{tuple(networks.CORE_NETWORKS)}. Received: "
+                             f"{tuple(cores.CORE_NETWORKS)}. Received: "
                              f"core_cell={core_cell!r}")
         positive_number("std", std)
         if positive_number("mean_bound", mean_bound) > 1:
@@ -155,7 +156,7 @@ class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
         self.glimpse_net = networks.GlimpseNetwork(
             glimpse_hidden, location_hidden, glimpse_units,
             matmul_dtype=self.matmul_dtype, name="glimpse_network")
-        self.core = networks.CORE_NETWORKS[core_cell](
+        self.core = cores.CORE_NETWORKS[core_cell](
             core_units, self.matmul_dtype, name="core_network")
         self.location_net = networks.LocationNetwork(
             mean_bound, name="location_network")

@@ -2,8 +2,8 @@
 
 - `GlimpseNetwork` f_g: h_g = ReLU(W_g rho), h_l = ReLU(W_l l),
   g_t = ReLU(W_hg h_g + W_hl h_l).
-- `CoreNetwork` f_h: an LSTM cell, h_t = f_h(h_{t-1}, g_t);
-  `RectifierCoreNetwork`: Mnih et al.'s MNIST core, h_t = ReLU(W g_t + U h_{t-1} + b).
+- The core network f_h, h_t = f_h(h_{t-1}, g_t): `ram_tf.cores` (an LSTM,
+  or Mnih et al.'s rectifier core).
 - `LocationNetwork` f_l: mean mu_t = a tanh(W h_t); policy Normal(mu_t, sigma).
 - `ActionNetwork` f_a: class logits from the last core output.
 - `BaselineNetwork` f_b: b_t, the expected reward, from h_t.
@@ -14,7 +14,7 @@ Every layer follows the Keras contract: `__init__` checks and stores plain
 values, `build` creates the weights from the input shape, and
 `compute_output_shape` and `get_config` describe the layer.
 
-Precision: `GlimpseNetwork` and the core networks take `matmul_dtype`. With
+Precision: `GlimpseNetwork` (like the cores) takes `matmul_dtype`. With
 "bfloat16" their matmuls take bfloat16 operands and everything else stays
 float32 (`ram_tf.precision`).
 
@@ -103,12 +103,9 @@ class GlimpseNetwork(keras.layers.Layer):
     def freeze_operands(self):
         """Inference copies only: hold the kernels in `matmul_dtype`
         (`frozen_kernels`); a no-op in float32."""
-        if self.matmul_dtype != "float32":
-            self.frozen = precision.frozen_kernels(
-                {fc.name: fc.kernel for fc in (self.fc_glimpse,
-                                               self.fc_location,
-                                               self.fc_what, self.fc_where)},
-                self.matmul_dtype)
+        self.frozen = precision.frozen_dense(
+            (self.fc_glimpse, self.fc_location, self.fc_what, self.fc_where),
+            self.matmul_dtype)
 
     def build(self, input_shape):
         patches_shape, loc_shape = input_shape
@@ -136,126 +133,6 @@ class GlimpseNetwork(keras.layers.Layer):
         return {**super().get_config(), "glimpse_hidden": self.glimpse_hidden,
                 "location_hidden": self.location_hidden, "units": self.units,
                 "matmul_dtype": self.matmul_dtype}
-
-
-@keras.saving.register_keras_serializable(package=_REG)
-class CoreNetwork(keras.layers.Layer):
-    """h_t = LSTM(g_t, (h_{t-1}, c_{t-1})), Sonnet-style step.
-
-    Args:
-      units: LSTM width.
-      matmul_dtype: "float32" (the step is Keras's own `LSTMCell`) or
-        "bfloat16" (see the module docstring).
-
-    Call arguments:
-      inputs: g_t [B, D]; states: [h [B, units], c [B, units]].
-
-    Returns: (h_t [B, units], [h_t, c_t]).
-    Weights: 4 units (D + units + 1).
-    """
-
-    def __init__(self, units=256, matmul_dtype="float32", **kwargs):
-        super().__init__(**kwargs)
-        self.units = positive_int("units", units)
-        self.matmul_dtype = precision.check_matmul_dtype(matmul_dtype)
-        self.cell = keras.layers.LSTMCell(units, name="lstm")
-        self.frozen = {}  # "kernel", "recurrent_kernel" in matmul_dtype
-
-    def freeze_operands(self):
-        """Inference copies only: hold W and U in `matmul_dtype`
-        (`frozen_kernels`); a no-op in float32."""
-        if self.matmul_dtype != "float32":
-            self.frozen = precision.frozen_kernels(
-                {"kernel": self.cell.kernel,
-                 "recurrent_kernel": self.cell.recurrent_kernel},
-                self.matmul_dtype)
-
-    def build(self, input_shape):
-        self.cell.build(input_shape)
-
-    def initial_state(self, batch_size):
-        zeros = tf.zeros([batch_size, self.units])
-        return [zeros, zeros]
-
-    def call(self, inputs, states):
-        if self.matmul_dtype == "float32":
-            h, new_states = self.cell(inputs, states)
-            return h, list(new_states)
-        h, c = precision.lstm_step(self.cell, inputs, states[0], states[1],
-                         self.matmul_dtype,
-                         (self.frozen.get("kernel"),
-                          self.frozen.get("recurrent_kernel")))
-        return h, [h, c]
-
-    def compute_output_shape(self, input_shape):
-        state = (input_shape[0], self.units)
-        return state, [state, state]
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units,
-                "matmul_dtype": self.matmul_dtype}
-
-
-@keras.saving.register_keras_serializable(package=_REG)
-class RectifierCoreNetwork(keras.layers.Layer):
-    """h_t = ReLU(W g_t + U h_{t-1} + b), the core of Mnih et al. 2014's
-    classification experiments ("a network of rectifier units").
-
-    Args:
-      units: width of h_t.
-      matmul_dtype: "float32" or "bfloat16" (see the module docstring).
-
-    Call arguments:
-      inputs: g_t [B, D]; states: [h [B, units]].
-
-    Returns: (h_t [B, units], [h_t]).
-    Weights: units (D + units + 1).
-    """
-
-    def __init__(self, units=256, matmul_dtype="float32", **kwargs):
-        super().__init__(**kwargs)
-        self.units = positive_int("units", units)
-        self.matmul_dtype = precision.check_matmul_dtype(matmul_dtype)
-        self.fc_input = keras.layers.Dense(units, name="fc_input")
-        # One bias for the sum: U h_{t-1} has none of its own.
-        self.fc_recurrent = keras.layers.Dense(units, use_bias=False,
-                                               name="fc_recurrent")
-        self.frozen = {}  # layer name -> kernel in matmul_dtype
-
-    def freeze_operands(self):
-        """Inference copies only: hold W and U in `matmul_dtype`
-        (`frozen_kernels`); a no-op in float32."""
-        if self.matmul_dtype != "float32":
-            self.frozen = precision.frozen_kernels(
-                {fc.name: fc.kernel for fc in (self.fc_input,
-                                               self.fc_recurrent)},
-                self.matmul_dtype)
-
-    def build(self, input_shape):
-        self.fc_input.build(input_shape)
-        self.fc_recurrent.build((input_shape[0], self.units))
-
-    def initial_state(self, batch_size):
-        return [tf.zeros([batch_size, self.units])]
-
-    def call(self, inputs, states):
-        fc = lambda layer, x: precision.dense(  # noqa: E731
-            layer, x, self.matmul_dtype, self.frozen.get(layer.name))
-        h = tf.nn.relu(fc(self.fc_input, inputs)
-                       + fc(self.fc_recurrent, states[0]))
-        return h, [h]
-
-    def compute_output_shape(self, input_shape):
-        state = (input_shape[0], self.units)
-        return state, [state]
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units,
-                "matmul_dtype": self.matmul_dtype}
-
-
-# config.CORE_CELLS -> the layer of RAM's core.
-CORE_NETWORKS = {"lstm": CoreNetwork, "rectifier": RectifierCoreNetwork}
 
 
 @keras.saving.register_keras_serializable(package=_REG)

@@ -77,8 +77,17 @@ def frozen_kernels(kernels, dtype):
     as a constant, so a bfloat16 forward casts only its activations, not
     every weight in every call (docs/performance.md, "Design decisions",
     the bf16 export). The tensors do not follow later changes of the
-    variables.
+    variables. In float32 there is nothing to cast: {} (the layers then
+    read their variables).
     """
+    if dtype == "float32":
+        return {}
     with tf.init_scope():  # eager even while a tf.function is traced
         return {name: tf.constant(tf.cast(v, dtype))
                 for name, v in kernels.items()}
+
+
+def frozen_dense(layers, dtype):
+    """`frozen_kernels` of Dense `layers`, keyed by layer name: what
+    `dense(layer, x, dtype, frozen.get(layer.name))` reads."""
+    return frozen_kernels({fc.name: fc.kernel for fc in layers}, dtype)

@@ -1,4 +1,4 @@
-"""The layer contract of every sub-network (`ram_tf.networks`) and of the
+"""The layer contract of every sub-network (`ram_tf.networks`, `ram_tf.cores`) and of the
 sensor: build from a shape, call, output shape, get_config round trip, and
 the weight count against its formula."""
 
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from ram_tf import cores
 from ram_tf import networks
 from ram_tf.glimpse import GlimpseSensor
 
@@ -41,12 +42,12 @@ def _cases():
             (k * g * g * c + 1) * 6 + (2 + 1) * 5 + (6 + 1) * 7
             + (5 + 1) * 7),
         "core": (
-            networks.CoreNetwork(8, name="core_network"), (B, 7),
+            cores.CoreNetwork(8, name="core_network"), (B, 7),
             tf.random.uniform([B, 7]),
             {"states": [tf.zeros([B, 8]), tf.zeros([B, 8])]},
             4 * 8 * (7 + 8 + 1)),
         "rectifier_core": (
-            networks.RectifierCoreNetwork(8, name="core_network"), (B, 7),
+            cores.RectifierCoreNetwork(8, name="core_network"), (B, 7),
             tf.random.uniform([B, 7]), {"states": [tf.zeros([B, 8])]},
             8 * (7 + 8 + 1)),
         "location": (
@@ -128,7 +129,7 @@ def test_location_network_is_a_bounded_tanh(bound):
 def test_core_network_computes_one_lstm_step():
     # z = x W + h U + b; i, f, g, o = split(z); c' = s(f) c + s(i) tanh(g);
     # h' = s(o) tanh(c'), checked in NumPy.
-    layer = networks.CoreNetwork(3)
+    layer = cores.CoreNetwork(3)
     x = np.random.default_rng(0).normal(size=(2, 4)).astype("float32")
     h0 = np.full((2, 3), 0.5, "float32")
     c0 = np.full((2, 3), -0.2, "float32")
@@ -150,7 +151,7 @@ def test_rectifier_core_computes_relu_of_input_and_recurrence():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(4, 5)).astype("float32")
     h0 = rng.normal(size=(4, 3)).astype("float32")
-    layer = networks.RectifierCoreNetwork(3)
+    layer = cores.RectifierCoreNetwork(3)
     h, (h_again,) = layer(x, [h0])
     w, b = (v.numpy() for v in layer.fc_input.weights)
     (u,) = (v.numpy() for v in layer.fc_recurrent.weights)
@@ -158,7 +159,7 @@ def test_rectifier_core_computes_relu_of_input_and_recurrence():
     assert (want == 0).any() and (want > 0).any()  # both sides of the ReLU
     np.testing.assert_allclose(h, want, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(h, h_again)
-    bf16 = networks.RectifierCoreNetwork(3, matmul_dtype="bfloat16")
+    bf16 = cores.RectifierCoreNetwork(3, matmul_dtype="bfloat16")
     bf16.build((4, 5))
     bf16.set_weights(layer.get_weights())
     got, _ = bf16(x, [h0])
@@ -168,10 +169,10 @@ def test_rectifier_core_computes_relu_of_input_and_recurrence():
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: networks.RectifierCoreNetwork(units=0), "units=0"),
+    (lambda: cores.RectifierCoreNetwork(units=0), "units=0"),
     (lambda: networks.GlimpseNetwork(glimpse_hidden=0), "glimpse_hidden=0"),
-    (lambda: networks.CoreNetwork(units=-4), "units=-4"),
-    (lambda: networks.CoreNetwork(8, matmul_dtype="float16"),
+    (lambda: cores.CoreNetwork(units=-4), "units=-4"),
+    (lambda: cores.CoreNetwork(8, matmul_dtype="float16"),
      "matmul_dtype='float16'"),
     (lambda: networks.ActionNetwork(num_classes=0), "num_classes=0"),
     (lambda: networks.ContextNetwork(size=2, filters=(4, 4),

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from ram_tf import config as config_lib
-from ram_tf import networks
+from ram_tf import cores
 from ram_tf import reinforce
 from ram_tf.builders import build_model
 from ram_tf.dram import DeepRecurrentAttentionModel
@@ -111,7 +111,7 @@ def test_rectifier_core_trains_and_round_trips():
     assert all(np.abs(w.numpy() - b).max() > 0
                for w, b in zip(model.core.weights, before))
     clone = RecurrentAttentionModel.from_config(model.get_config())
-    assert isinstance(clone.core, networks.RectifierCoreNetwork)
+    assert isinstance(clone.core, cores.RectifierCoreNetwork)
     with pytest.raises(ValueError, match="rectifier core is RAM's"):
         DeepRecurrentAttentionModel(**TINY, core_cell="rectifier")
 
