@@ -55,10 +55,12 @@ def test_rows_carry_the_papers_settings_and_figures():
     assert (dram.core.core_layers, dram.glimpse.num_scales,
             dram.train.steps) == (2, 2, 100_000)
     assert registry.get("dram8-cluttered250").config().glimpse.size == 20
-    # The long DRAM rows train as the seed's DRAM does: no stopped
-    # gradient, means 0.8 tanh, REINFORCE averaged over the T glimpses.
+    # The long DRAM rows and RAM-8 on cluttered100 train as the seed does:
+    # no stopped gradient, means 0.8 tanh, REINFORCE averaged over the T
+    # glimpses.
     for row in ("dram6-cluttered100", "dram8-cluttered100",
-                "dram6-cluttered60", "dram8-cluttered250"):
+                "dram6-cluttered60", "dram8-cluttered250",
+                "ram8-cluttered100"):
         policy, glimpse = (registry.get(row).config().policy,
                            registry.get(row).config().glimpse)
         assert (policy.gradient_scope, policy.mean_bound) == ("all", 0.8)
@@ -68,6 +70,10 @@ def test_rows_carry_the_papers_settings_and_figures():
     reference = registry.get("dram6-cluttered100-30k").config().policy
     assert (reference.gradient_scope, reference.mean_bound,
             reference.reinforce_weight) == ("critic", 1.0, 1.0)
+    # RAM-6 on cluttered100 keeps the row it has: scope "all" alone.
+    ram6 = registry.get("ram6-cluttered100").config().policy
+    assert (ram6.gradient_scope, ram6.mean_bound,
+            ram6.reinforce_weight) == ("all", 1.0, 1.0)
     fc = registry.get("fc64-translated60").config()
     assert (fc.model, fc.core.fc_units) == ("fc", 64)
     for e in registry.EXPERIMENTS:
