@@ -126,6 +126,87 @@ def test_location_network_is_a_bounded_tanh(bound):
     assert np.abs(mu).max() <= bound and np.abs(mu).max() > 0.99 * bound
 
 
+def _relu(x):
+    return np.maximum(x, 0)
+
+
+def _dense(layer, x):
+    kernel, bias = (v.numpy() for v in layer.weights)
+    return x @ kernel + bias
+
+
+def test_glimpse_network_computes_what_and_where():
+    # g = ReLU(W_what ReLU(W_g rho) + W_where ReLU(W_l l)), Mnih et al.
+    # 2014 eq. for the glimpse network, in NumPy; biases made non-zero.
+    rng = np.random.default_rng(2)
+    layer = networks.GlimpseNetwork(6, 5, 7)
+    patches = rng.normal(size=(4, 2, 3, 3, 1)).astype("float32")
+    loc = rng.uniform(-1, 1, size=(4, 2)).astype("float32")
+    layer((patches, loc))
+    for v in layer.weights:
+        v.assign(rng.normal(size=v.shape).astype("float32"))
+    h_g = _relu(_dense(layer.fc_glimpse, patches.reshape(4, -1)))
+    h_l = _relu(_dense(layer.fc_location, loc))
+    want = _relu(_dense(layer.fc_what, h_g) + _dense(layer.fc_where, h_l))
+    np.testing.assert_allclose(layer((patches, loc)).numpy(), want,
+                               rtol=1e-5, atol=1e-5)
+    assert (want == 0).any() and (want > 0).any()  # both sides of ReLU
+
+
+def _conv_same(x, kernel, bias):
+    """Cross-correlation with zero "same" padding, odd kernel, stride 1."""
+    k = kernel.shape[0]
+    pad = np.pad(x, ((0, 0), (k // 2, k // 2), (k // 2, k // 2), (0, 0)))
+    out = np.zeros(x.shape[:3] + kernel.shape[-1:], np.float64)
+    for i in range(x.shape[1]):
+        for j in range(x.shape[2]):
+            out[:, i, j] = np.einsum("bhwc,hwcf->bf",
+                                     pad[:, i:i + k, j:j + k], kernel)
+    return out + bias
+
+
+def _max_pool2(x):
+    b, h, w, c = x.shape
+    x = x[:, :h // 2 * 2, :w // 2 * 2]
+    return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
+def test_context_network_is_resize_convs_pools_and_a_relu_layer():
+    # Ba et al. 2015's coarse view in NumPy: an exact halving in bilinear
+    # with half-pixel centres is the mean of 2x2 blocks; then per layer a
+    # ReLU "same" convolution and 2x2 max pooling (floor: 10 -> 5 -> 2);
+    # then ReLU(FC) on the row-major flattening.
+    rng = np.random.default_rng(3)
+    layer = networks.ContextNetwork(10, (4, 6), (3, 5), 9)
+    images = rng.uniform(size=(3, 20, 20, 2)).astype("float32")
+    layer(images)
+    for v in layer.weights:
+        v.assign(rng.normal(size=v.shape).astype("float32") * 0.5)
+    x = images.reshape(3, 10, 2, 10, 2, 2).mean(axis=(2, 4))
+    for conv in layer.convs:
+        kernel, bias = (v.numpy() for v in conv.weights)
+        x = _max_pool2(_relu(_conv_same(x, kernel, bias)))
+    assert x.shape == (3, 2, 2, 6)
+    want = _relu(_dense(layer.fc, x.reshape(3, -1)))
+    np.testing.assert_allclose(layer(images).numpy(), want,
+                               rtol=1e-4, atol=1e-4)
+    assert (want > 0).any()
+
+
+def test_baseline_and_action_networks_are_one_linear_layer():
+    rng = np.random.default_rng(4)
+    h = rng.normal(size=(5, 8)).astype("float32")
+    baseline, action = networks.BaselineNetwork(), networks.ActionNetwork(3)
+    baseline(h), action(h)
+    for v in baseline.weights + action.weights:
+        v.assign(rng.normal(size=v.shape).astype("float32"))
+    np.testing.assert_allclose(baseline(h).numpy(),
+                               _dense(baseline.fc, h)[:, 0], rtol=1e-5,
+                               atol=1e-5)
+    np.testing.assert_allclose(action(h).numpy(), _dense(action.fc, h),
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_core_network_computes_one_lstm_step():
     # z = x W + h U + b; i, f, g, o = split(z); c' = s(f) c + s(i) tanh(g);
     # h' = s(o) tanh(c'), checked in NumPy.
