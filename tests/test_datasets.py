@@ -74,14 +74,30 @@ def test_clutter_comes_from_other_digits_and_matches_reference():
 
 
 def test_colour_canvases_write_each_object_to_one_channel():
+    # Channel k of the NumPy reference holds the objects drawn for k: the
+    # digit where channel[i, 0] == k, distractor d where channel[i, 1 + d].
     pool = _pool()
     index = tf.range(8)
+    seed = tf.constant([0, 9])
+    kw = dict(canvas_size=40, min_distractors=2, max_distractors=4,
+              distractor_size=8, color=True)
     out = canvas.compose(tf.gather(pool, index), tf.range(8), index,
-                         tf.constant(pool), tf.constant([0, 9]),
-                         canvas_size=40, color=True)
+                         tf.constant(pool), seed, **kw)
     image = out["image"].numpy()
     assert image.shape == (8, 40, 40, 3)
-    assert np.all((image > 0).sum(-1) <= 1)  # one object, one channel
+    c = {k: v.numpy() for k, v in canvas.draw(seed, index, 50, **kw).items()}
+    assert set(c["channel"].ravel()) == {0, 1, 2}
+    blank = np.zeros_like(pool[0])
+    for i in range(8):
+        for k in range(3):
+            pieces = [
+                (pool[c["source"][i, d]][c["corner"][i, d, 0]:][:8,
+                 c["corner"][i, d, 1]:][:, :8], c["where"][i, d])
+                for d in range(4)
+                if c["present"][i, d] and c["channel"][i, 1 + d] == k]
+            digit = pool[i] if c["channel"][i, 0] == k else blank
+            want = numpy_canvas(digit, c["offset"][i], 40, pieces)
+            np.testing.assert_array_equal(image[i, ..., k], want)
 
 
 def test_train_stream_is_a_pure_function_of_seed_and_step(mnist_dir):

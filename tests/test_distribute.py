@@ -268,11 +268,23 @@ def test_the_multi_worker_workaround_logs_vectors_of_one_value():
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
     model.optimizer.build(model.trainable_variables)
+    kernel, bias = (v.numpy() for v in model.weights)
     distribute.adapt_for_multi_worker(model)
     logs = model.train_step((tf.ones([4, 2]), tf.zeros([4, 1])))
+    # Keras's reduction across workers averages them back to scalars: the
+    # vector holds the step's own loss, (x W + b - 0)^2 with x = (1, 1).
     assert logs["loss"].shape == (1,)
-    # Keras's reduction across workers averages them back to scalars.
-    assert model._maybe_symbolic_build(iterator=None) is None
+    np.testing.assert_allclose(logs["loss"].numpy(),
+                               [(kernel.sum() + bias[0]) ** 2], rtol=1e-5)
+
+    class Untouchable:
+        def __next__(self):
+            raise AssertionError("the symbolic build read a batch")
+
+    # The symbolic build, which would read a batch outside the strategy,
+    # is the model's own no-op now.
+    assert "_maybe_symbolic_build" in vars(model)
+    assert model._maybe_symbolic_build(iterator=Untouchable()) is None
 
 
 def test_a_whole_step_xla_run_trains_and_records_its_plan(tmp_path):

@@ -134,6 +134,16 @@ def test_export_of_a_bf16_run_computes_in_float32():
     assert served.matmul_dtype == "float32"
     assert served.glimpse_net.matmul_dtype == served.core.matmul_dtype == (
         "float32")
+    # It answers as the float32 model with the same weights, not as the
+    # bfloat16 one it was copied from.
+    fp32 = build_model(config_lib.resolve(
+        "ram", "mnist28", {**TINY, "machine.precision": "float32"}))
+    fp32.set_weights(model.get_weights())
+    images = tf.random.stateless_uniform([16, 28, 28, 1], [3, 4])
+    want = fp32(images)["logits"].numpy()
+    np.testing.assert_allclose(served(images)["logits"].numpy(), want,
+                               atol=1e-5)
+    assert np.abs(model(images)["logits"].numpy() - want).max() > 1e-4
 
 
 def test_cpu_info_reads_model_and_vector_flags(tmp_path):
