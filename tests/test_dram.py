@@ -170,34 +170,6 @@ def test_per_batch_mask_changes_between_batches(mnist_dir):
     assert not np.array_equal(a["labelled"], b["labelled"])
 
 
-def test_bfloat16_serving_copy_freezes_both_core_layers():
-    """`ram-tf export --precision mixed_bfloat16` on DRAM: both LSTM layers
-    and the glimpse network take bfloat16 kernel constants, and the copy
-    answers as the bf16 model that casts its kernels in every call."""
-    from ram_tf import export
-
-    model = _model()
-    for v in model.weights:  # weights far from their initial values
-        v.assign(tf.random.normal(v.shape, stddev=0.3, seed=5))
-    model.input_hwc = (16, 16, 1)
-    served = export.serving_model(model, precision="mixed_bfloat16")
-    assert served.core.frozen and served.top_core.frozen
-    assert served.glimpse_net.frozen
-    assert served.top_core.frozen["kernel"].dtype == tf.bfloat16
-    reference = DeepRecurrentAttentionModel(
-        **{**TINY, "precision": "mixed_bfloat16"})
-    reference(tf.zeros([1, 16, 16, 1]))
-    reference.set_weights(model.get_weights())
-    assert served.sensor.product_dtype == "bfloat16"
-    reference.sensor.product_dtype = "bfloat16"
-    x = tf.random.uniform([5, 16, 16, 1], seed=6)
-    np.testing.assert_allclose(served(x)["logits"], reference(x)["logits"],
-                               atol=1e-6)
-    # float32 weights stay the model's own: bf16 answers differ from them.
-    assert not np.allclose(served(x)["logits"], model(x)["logits"],
-                           atol=1e-6)
-
-
 def test_dram_from_its_class_fits_at_once_on_every_batch_form():
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(8, 16, 16, 3)).astype("float32")

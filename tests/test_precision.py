@@ -15,6 +15,8 @@ from ram_tf import config as config_lib
 from ram_tf import precision
 from ram_tf import runtime
 from ram_tf.builders import build_model
+from ram_tf.dram import DeepRecurrentAttentionModel
+from ram_tf.model import RecurrentAttentionModel
 
 
 def to_bf16(a):
@@ -144,6 +146,56 @@ def test_export_of_a_bf16_run_computes_in_float32():
     np.testing.assert_allclose(served(images)["logits"].numpy(), want,
                                atol=1e-5)
     assert np.abs(model(images)["logits"].numpy() - want).max() > 1e-4
+
+
+_SMALL = dict(glimpse_size=4, num_scales=2, num_glimpses=3, glimpse_hidden=8,
+              location_hidden=8, glimpse_units=16, core_units=16, seed=2)
+_GLIMPSE_NET = {"fc_glimpse", "fc_location", "fc_what", "fc_where"}
+_LSTM = {"kernel", "recurrent_kernel"}
+# The model, and the kernels its serving copy freezes, layer by layer.
+_SERVING_COPIES = {
+    "ram": (lambda: RecurrentAttentionModel(**_SMALL),
+            {"glimpse_net": _GLIMPSE_NET, "core": _LSTM}),
+    "ram-rectifier": (
+        lambda: RecurrentAttentionModel(**_SMALL, core_cell="rectifier"),
+        {"glimpse_net": _GLIMPSE_NET, "core": {"fc_input", "fc_recurrent"}}),
+    "dram": (lambda: DeepRecurrentAttentionModel(
+        **_SMALL, context_size=8, context_filters=(4, 4),
+        context_kernels=(3, 3)),
+        {"glimpse_net": _GLIMPSE_NET, "core": _LSTM, "top_core": _LSTM}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_SERVING_COPIES))
+def test_bfloat16_serving_copy_freezes_kernels_and_answers_as_bf16(name):
+    """`ram-tf export --precision mixed_bfloat16`: the glimpse network's and
+    every core layer's kernels become bfloat16 constants, and the copy
+    answers as the bf16 model that casts its kernels in every call."""
+    from ram_tf import export
+
+    make, frozen = _SERVING_COPIES[name]
+    model = make()
+    model(tf.zeros([1, 16, 16, 1]))
+    for v in model.weights:  # weights far from their initial values
+        v.assign(tf.random.normal(v.shape, stddev=0.3, seed=5))
+    model.input_hwc = (16, 16, 1)
+    served = export.serving_model(model, precision="mixed_bfloat16")
+    for layer, kernels in frozen.items():
+        held = getattr(served, layer).frozen
+        assert set(held) == kernels, layer
+        assert all(k.dtype == tf.bfloat16 for k in held.values()), layer
+    assert served.sensor.product_dtype == "bfloat16"
+    reference = type(model).from_config(
+        {**model.get_config(), "precision": "mixed_bfloat16"})
+    reference(tf.zeros([1, 16, 16, 1]))
+    reference.set_weights(model.get_weights())
+    reference.sensor.product_dtype = "bfloat16"
+    x = tf.random.uniform([5, 16, 16, 1], seed=6)
+    np.testing.assert_allclose(served(x)["logits"], reference(x)["logits"],
+                               atol=1e-6)
+    # float32 weights stay the model's own: bf16 answers differ from them.
+    assert not np.allclose(served(x)["logits"], model(x)["logits"],
+                           atol=1e-6)
 
 
 def test_cpu_info_reads_model_and_vector_flags(tmp_path):
