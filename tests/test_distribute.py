@@ -159,7 +159,8 @@ def _log_updates(workdir):
     return [int(float(row[column])) for row in rows]
 
 
-@pytest.mark.slow
+# Minutes, but on the fake MNIST: not `slow`, which deselects the tests
+# that need the real files.
 def test_multi_worker_trains_resumes_after_a_kill_and_only_the_chief_writes(
         tmp_path):
     workdir = tmp_path / "run"
