@@ -4,6 +4,7 @@ TF Serving would serve, and the repository's shipped models."""
 import os
 import shutil
 
+import numpy as np
 import pytest
 from helpers import TINIEST
 from helpers import train_tiny
@@ -41,7 +42,11 @@ def test_tflite_file_is_replaced_only_when_forced(run, tmp_path):
     forced = export.export_run(run, out=out, fmt="tflite", score=False,
                                force=True)
     with open(forced["path"], "rb") as f:
-        assert f.read(8) != b"the mode"
+        assert f.read(8)[4:] == b"TFL3"  # the FlatBuffer's file identifier
+    from ram_tf.inference import load_exported
+
+    images = np.zeros((1, 28, 28, 1), np.float32)
+    assert load_exported(forced["path"])(images)["classes"].shape == (1,)
     assert forced["sha256"] == manifest.sha256(forced["path"])
 
 
