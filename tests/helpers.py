@@ -11,9 +11,11 @@ import csv
 import json
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from ram_tf import config as config_lib
+from ram_tf import datasets
 from ram_tf import training
 
 # A RAM small enough for a few updates in seconds: the number of updates
@@ -89,3 +91,15 @@ def nonzero(grads) -> bool:
     """True if any gradient in the list exists and is not all zeros."""
     return any(g is not None and float(tf.reduce_max(tf.abs(g))) > 0
                for g in grads)
+
+
+def deterministic_error(workdir):
+    """Test error (%) of a run's saved weights under the policy mean,
+    counted here on the 10,000 fixed test canvases: a reference for the
+    `test_error_deterministic` its results.json records."""
+    config, model = training.load_run(workdir)
+    test = datasets.fixed_arrays(config.data, "test")
+    wrong = sum(int(np.sum(np.argmax(model(
+        test["image"][i:i + 500].astype(np.float32) / 255.0)["logits"],
+        -1) != test["label"][i:i + 500])) for i in range(0, 10000, 500))
+    return wrong / 100

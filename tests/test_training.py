@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 from helpers import TINY_TRAINING
+from helpers import deterministic_error
 from helpers import logged_updates
 from helpers import read_json
 from helpers import run_weights
@@ -15,7 +16,6 @@ from helpers import tiny
 from helpers import tiny32
 
 from ram_tf import config as config_lib
-from ram_tf import datasets
 from ram_tf import training
 
 
@@ -33,17 +33,10 @@ def test_run_writes_config_logs_checkpoints_and_results(
     assert results["updates"] == 6
     assert results["test_images"] == 10000
     assert results["mc_samples"] == 2
-    # The deterministic error, counted again from the saved weights on the
-    # 10,000 fixed test canvases (2 images of slack for bfloat16 kernels
-    # that differ with the batch).
-    config, model = training.load_run(workdir)
-    test = datasets.fixed_arrays(config.data, "test", mnist_dir=mnist_dir,
-                                 cache_dir=cache_dir)
-    wrong = sum(int(np.sum(np.argmax(model(
-        test["image"][i:i + 500].astype(np.float32) / 255.0)["logits"],
-        -1) != test["label"][i:i + 500])) for i in range(0, 10000, 500))
+    # Counted again from the saved weights (2 images of slack for bfloat16
+    # kernels that differ with the batch).
     assert results["test_error_deterministic"] == pytest.approx(
-        wrong / 100, abs=0.02)
+        deterministic_error(workdir), abs=0.02)
     assert results["precision"] in ("float32", "mixed_bfloat16")
     assert set(results["versions"]) >= {"tensorflow", "keras", "ram_tf"}
     with open(os.path.join(workdir, "log.csv")) as f:
