@@ -66,6 +66,24 @@ def test_hardware_adds_machine_cores_and_gpus_to_the_cpu_info(monkeypatch):
     assert isinstance(info["onednn"], bool)
 
 
+# -- divergence ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("setting,value,allowed", [
+    ("train.learning_rate", float("inf"), "must be a finite number"),
+    ("train.learning_rate", float("nan"), "must be a finite number"),
+    ("train.learning_rate", 0.0, "must be > 0"),
+    ("train.lr_decay_steps", 0, "must be >= 1"),
+    ("train.lr_decay", 1.5, "a factor in (0, 1]"),
+    ("train.lr_decay", 0.0, "a factor in (0, 1]"),
+    ("train.min_learning_rate", -1e-4, "must be >= 0"),
+    ("train.clipnorm", -1.0, "must be > 0"),
+    ("train.clipnorm", 0.0, "must be > 0"),
+    ("train.clipnorm", float("nan"), "must be a finite number"),
+    ("policy.std", float("inf"), "must be a finite number"),
+    ("policy.reinforce_weight", float("nan"), "must be a finite number"),
+    ("policy.location_loss_decay", 0.0, "a factor in (0, 1]"),
+])
 def test_impossible_optimiser_settings_are_refused(setting, value, allowed):
     with pytest.raises(config_lib.ConfigError) as caught:
         tiny(3, **{setting: value})
