@@ -93,13 +93,31 @@ def nonzero(grads) -> bool:
                for g in grads)
 
 
+
+def _error(classes_of, test, batch=500):
+    """Test error (%) of `classes_of(images)` on fixed canvases (image
+    uint8), counted here batch by batch, apart from ram_tf's own scoring
+    (`evaluation.evaluate`, `inference.test_error`) that it checks."""
+    wrong = sum(int(np.sum(classes_of(
+        test["image"][i:i + batch].astype(np.float32) / 255.0)
+        != test["label"][i:i + batch]))
+        for i in range(0, len(test["label"]), batch))
+    return 100.0 * wrong / len(test["label"])
+
+
 def deterministic_error(workdir):
-    """Test error (%) of a run's saved weights under the policy mean,
-    counted here on the 10,000 fixed test canvases: a reference for the
+    """Test error (%) of a run's saved weights under the policy mean on
+    the 10,000 fixed test canvases: a reference for the
     `test_error_deterministic` its results.json records."""
     config, model = training.load_run(workdir)
-    test = datasets.fixed_arrays(config.data, "test")
-    wrong = sum(int(np.sum(np.argmax(model(
-        test["image"][i:i + 500].astype(np.float32) / 255.0)["logits"],
-        -1) != test["label"][i:i + 500])) for i in range(0, 10000, 500))
-    return wrong / 100
+    return _error(lambda x: np.argmax(model(x)["logits"], -1),
+                  datasets.fixed_arrays(config.data, "test"))
+
+
+def exported_error(path, test):
+    """Test error (%) of an exported file (`load_exported`) on `test`: a
+    reference for the `test_error` its manifest records."""
+    from ram_tf.inference import load_exported
+
+    model = load_exported(path)
+    return _error(lambda x: model(x)["classes"], test, batch=1000)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import TINY
+from helpers import exported_error
 from helpers import train_tiny
 
 from ram_tf import datasets
@@ -41,18 +42,6 @@ def exported(mnist_dir, cache_dir, tmp_path_factory):
             "test": test}
 
 
-def _rescored(path, test):
-    """Test error (%) of an exported file on the fixed canvases, counted
-    again through `load_exported`."""
-    from ram_tf.inference import load_exported
-
-    model = load_exported(path)
-    classes = np.concatenate([
-        model(test["image"][i:i + 1000].astype(np.float32) / 255.0)["classes"]
-        for i in range(0, len(test["label"]), 1000)])
-    return 100.0 * np.mean(classes != test["label"])
-
-
 def test_layout_and_manifest(exported):
     assert exported["sm"]["path"].endswith(os.path.join("ram_mnist28", "1"))
     assert os.path.exists(os.path.join(exported["sm"]["path"],
@@ -64,7 +53,7 @@ def test_layout_and_manifest(exported):
         entry = manifest["artefacts"][key]
         assert entry["sha256"] == export.sha256(
             os.path.join(exported["base"], key))
-        assert entry["test_error"] == pytest.approx(_rescored(
+        assert entry["test_error"] == pytest.approx(exported_error(
             os.path.join(exported["base"], key), exported["test"]), abs=1e-9)
         assert entry["test_images"] == 10000
         assert entry["updates"] == entry["planned_updates"] == 3
@@ -326,7 +315,7 @@ def test_bfloat16_export_is_the_bfloat16_model_with_kernels_cast_once(
     assert manifest["artefacts"]["1"]["precision"] == "mixed_bfloat16"
     assert exported["sm"]["precision"] == "float32"  # the default
     # The bfloat16 version's own score, not the float32 one's.
-    assert entry["test_error"] == pytest.approx(_rescored(
+    assert entry["test_error"] == pytest.approx(exported_error(
         entry["path"], exported["test"]), abs=1e-9)
     reference = type(trained).from_config(
         {**trained.get_config(), "precision": "mixed_bfloat16"})

@@ -95,6 +95,11 @@ def _manifest(name):
         return json.load(f)
 
 
+def _served(artefacts):
+    """The SavedModel version TF Serving serves: the highest."""
+    return max((k for k in artefacts if k.isdigit()), key=int)
+
+
 # Every file a manifest lists: each is scored again, as shipped.
 ARTEFACTS = [(name, key) for name in SHIPPED
              for key in sorted(_manifest(name)["artefacts"])]
@@ -168,7 +173,7 @@ def test_float_files_answer_as_the_served_version(name, real_mnist_dir,
     # Every test image gets the same class from TFLite and ONNX Runtime as
     # from the SavedModel TF Serving serves (the highest version).
     artefacts = _manifest(name)["artefacts"]
-    latest = max((k for k in artefacts if k.isdigit()), key=int)
+    latest = _served(artefacts)
     for key in ("model_fp32.tflite", "model.onnx"):
         assert key in artefacts, f"{name} ships no {key}"
         np.testing.assert_array_equal(classes_of(name, key),
@@ -177,13 +182,12 @@ def test_float_files_answer_as_the_served_version(name, real_mnist_dir,
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_the_served_version_refuses_nan_pixels_in_its_graph(name):
-    base = os.path.join(ROOT, name)
-    with open(os.path.join(base, "MANIFEST.json")) as f:
-        manifest = json.load(f)
-    latest = max((k for k in manifest["artefacts"] if k.isdigit()), key=int)
+    artefacts = _manifest(name)["artefacts"]
+    latest = _served(artefacts)
     # TF Serving serves the highest version: it must check its inputs.
-    assert manifest["artefacts"][latest].get("input_checks") is True
+    assert artefacts[latest].get("input_checks") is True
     result = subprocess.run(
-        [sys.executable, "-c", LATEST_REFUSES_NAN, os.path.join(base, latest)],
+        [sys.executable, "-c", LATEST_REFUSES_NAN,
+         os.path.join(ROOT, name, latest)],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
