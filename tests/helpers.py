@@ -82,8 +82,12 @@ def run_weights(workdir):
 
 
 def logged_updates(workdir):
-    """The update count of every row of a run's log.csv."""
-    with open(os.path.join(workdir, "log.csv")) as f:
+    """The update count of every row of a run's log.csv; [] while the run
+    has not written it yet (tests poll a training process with it)."""
+    path = os.path.join(workdir, "log.csv")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
         return [int(float(r["updates"])) for r in csv.DictReader(f)]
 
 

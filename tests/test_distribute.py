@@ -18,16 +18,14 @@ import time
 import keras
 import numpy as np
 import pytest
+from helpers import TINY_FLAGS
 from helpers import deterministic_error
+from helpers import logged_updates
 
 from ram_tf import config as config_lib
 from ram_tf import distribute
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TINY_FLAGS = ["--num-glimpses", "3", "--glimpse-hidden", "8",
-              "--location-hidden", "8", "--glimpse-units", "16",
-              "--core-units", "16", "--batch-size", "8", "--mc-samples", "2",
-              "--steps-per-epoch", "2", "--precision", "float32"]
 
 
 def _env(**extra):
@@ -82,8 +80,8 @@ def _train(workdir, *flags, env=None, output=None, **popen):
     """`ram-tf train` of a tiny RAM in a process writing to `output` (a
     file: a pipe nobody reads could fill up and stall it)."""
     args = [sys.executable, "-c", "from ram_tf_cli.main import main; main()",
-            "train", "--model", "ram", "--task", "mnist28", "--workdir",
-            str(workdir), "--verbose", "2", *TINY_FLAGS, *flags]
+            "train", "--model", "ram", "--workdir", str(workdir), "--verbose",
+            "2", *TINY_FLAGS, "--steps-per-epoch", "2", *flags]
     output = output or f"{workdir}.out"
     log = open(output, "w")
     process = subprocess.Popen(args, env=env or _env(), text=True,
@@ -150,19 +148,6 @@ def _kill(processes):
         p.log.close()
 
 
-def _log_updates(workdir):
-    path = workdir / "log.csv"
-    if not path.exists():
-        return []
-    with open(path) as f:
-        lines = [line.strip().split(",") for line in f if line.strip()]
-    if not lines:
-        return []
-    header, *rows = lines
-    column = header.index("updates")
-    return [int(float(row[column])) for row in rows]
-
-
 # Minutes, but on the fake MNIST: not `slow`, which deselects the tests
 # that need the real files.
 def test_multi_worker_trains_resumes_after_a_kill_and_only_the_chief_writes(
@@ -172,11 +157,11 @@ def test_multi_worker_trains_resumes_after_a_kill_and_only_the_chief_writes(
     first = _cluster(workdir, 40, _free_ports(2))
     try:
         deadline = time.time() + 600
-        while not _log_updates(workdir) and time.time() < deadline:
+        while not logged_updates(workdir) and time.time() < deadline:
             assert all(p.poll() is None for p in first), [
                 _finish(p) for p in first]
             time.sleep(1)
-        assert _log_updates(workdir), "no epoch was committed in 10 minutes"
+        assert logged_updates(workdir), "no epoch was committed in 10 minutes"
         os.killpg(first[1].pid, signal.SIGKILL)  # worker 1 dies
         try:
             # The chief finds out through the cluster's health checks.
@@ -185,7 +170,7 @@ def test_multi_worker_trains_resumes_after_a_kill_and_only_the_chief_writes(
             pass
     finally:
         _kill(first)
-    committed = _log_updates(workdir)
+    committed = logged_updates(workdir)
     assert committed and committed[-1] < 40
 
     # The same commands again carry on from the chief's last checkpoint.
@@ -206,7 +191,7 @@ def test_multi_worker_trains_resumes_after_a_kill_and_only_the_chief_writes(
     assert results["machine_plan"]["workers"] == 2
     assert results["machine_plan"]["replicas_in_sync"] == 2
     # One log row per epoch, none repeated by the resume.
-    assert _log_updates(workdir) == list(range(2, 41, 2))
+    assert logged_updates(workdir) == list(range(2, 41, 2))
     # Nothing but the chief's run: no worker folders or stray checkpoints.
     assert sorted(os.listdir(workdir)) == sorted(
         ["checkpoints", "config.json", "log.csv", "model.weights.h5",

@@ -118,17 +118,61 @@ def test_tflite_has_builtin_ops_only(exported):
     assert "GATHER" in names  # the gather glimpse sensor, faster in TFLite
 
 
-def test_rest_instances_body_against_the_loaded_savedmodel(exported):
+def _rest_predict(saved_model_dir, body):
+    """TF Serving's `:predict` on a JSON body, as its REST API defines the
+    two formats: "instances" (rows: one batch element each, the only input
+    unnamed) answers {"predictions": [{output: value}, ...]}, "inputs"
+    (columns: {input: batch}) answers {"outputs": {output: batch}}. Inputs
+    take the signature's dtypes; the answer goes back through JSON."""
+    request = json.loads(body)
+    sig = tf.saved_model.load(saved_model_dir).signatures[
+        request.get("signature_name", "serving_default")]
+    specs = sig.structured_input_signature[1]
+    if "instances" in request:
+        (name, spec), = specs.items()
+        out = sig(**{name: tf.constant(request["instances"], spec.dtype)})
+        rows = len(request["instances"])
+        answer = {"predictions": [{k: v.numpy()[i].tolist()
+                                   for k, v in out.items()}
+                                  for i in range(rows)]}
+    else:
+        out = sig(**{k: tf.constant(v, specs[k].dtype)
+                     for k, v in request["inputs"].items()})
+        answer = {"outputs": {k: v.numpy().tolist() for k, v in out.items()}}
+    return json.loads(json.dumps(answer))
+
+
+def test_rest_row_format_answers_as_the_keras_model(exported):
     # The body of: curl -d @body.json host:8501/v1/models/ram_mnist28:predict
-    x = exported["images"][:2]
+    x = exported["images"][:5]
     body = json.dumps({"signature_name": "serving_default",
                        "instances": x.tolist()})
-    request = json.loads(body)
-    sig = tf.saved_model.load(exported["sm"]["path"]).signatures[
-        request["signature_name"]]
-    out = sig(images=tf.constant(request["instances"], tf.float32))
-    direct = inference.load_exported(exported["sm"]["path"])(x)
-    np.testing.assert_array_equal(out["classes"].numpy(), direct["classes"])
+    answer = _rest_predict(exported["sm"]["path"], body)["predictions"]
+    _, model = training.load_run(exported["workdir"])
+    out = model(x)
+    probs = tf.nn.softmax(out["logits"]).numpy()
+    assert len(answer) == 5
+    assert [row["classes"] for row in answer] == probs.argmax(-1).tolist()
+    np.testing.assert_allclose([row["probabilities"] for row in answer],
+                               probs, atol=1e-6)
+    np.testing.assert_allclose([row["locations"] for row in answer],
+                               out["locations"].numpy(), atol=1e-6)
+
+
+def test_rest_columnar_monte_carlo_body_is_seeded(exported):
+    # docs/serving.md's monte_carlo body: the seed is not per image.
+    x = exported["images"][:4].tolist()
+
+    def outputs(seed):
+        body = json.dumps({"signature_name": "monte_carlo",
+                           "inputs": {"images": x, "seed": seed}})
+        return _rest_predict(exported["sm"]["path"], body)["outputs"]
+
+    a, b, c = outputs([1, 2]), outputs([1, 2]), outputs([3, 4])
+    assert np.shape(a["probabilities"]) == (4, 10)
+    assert a == b and a["probabilities"] != c["probabilities"]
+    np.testing.assert_allclose(np.sum(a["probabilities"], -1), 1.0,
+                               atol=1e-5)
 
 
 def test_saved_model_cli_runs_the_signature(exported, tmp_path):

@@ -7,6 +7,7 @@ import os
 
 import pytest
 from click.testing import CliRunner
+from helpers import logged_updates
 
 from ram_tf import config as config_lib
 from ram_tf import experiments as registry
@@ -344,9 +345,7 @@ def test_an_interrupted_row_continues_where_it_stopped(
                                       "0"])
     assert result.exit_code == 0, result.output
     assert "1 rows to train" in result.output
-    with open(os.path.join(runs, e.id, "log.csv")) as f:
-        updates = [int(float(r["updates"])) for r in csv.DictReader(f)]
-    assert updates == [2, 4]  # the first epoch was not trained again
+    assert logged_updates(os.path.join(runs, e.id)) == [2, 4]  # the first epoch was not trained again
     assert repro.status(e, runs, results).state == "done"
 
 

@@ -13,6 +13,7 @@ import time
 import pytest
 from helpers import TINY
 from helpers import TINY_FLAGS
+from helpers import logged_updates
 from helpers import tiny32
 
 from ram_tf import rundir
@@ -23,13 +24,6 @@ from ram_tf import training
 def _json(path):
     with open(path) as f:
         return json.load(f)
-
-
-def _log_updates(workdir):
-    with open(os.path.join(workdir, "log.csv")) as f:
-        rows = f.read().splitlines()
-    column = rows[0].split(",").index("updates")
-    return [int(float(r.split(",")[column])) for r in rows[1:]]
 
 
 def _ram_tf(*args, timeout=300):
@@ -254,7 +248,7 @@ def test_a_garbage_checkpoint_state_file_does_not_restart_from_zero(
     assert out.returncode == 0, out.stderr[-2000:]
     assert "resuming at update 6 of 9 (ckpt-2)" in out.stdout + out.stderr
     assert _json(os.path.join(workdir, "results.json"))["updates"] == 9
-    assert _log_updates(workdir) == [3, 6, 9]  # one epoch more, not three
+    assert logged_updates(workdir) == [3, 6, 9]  # one epoch more, not three
     with open(os.path.join(workdir, "checkpoints", "checkpoint")) as f:
         assert f.readline() == 'model_checkpoint_path: "ckpt-3"\n'
 
@@ -282,7 +276,7 @@ def test_a_damaged_latest_checkpoint_falls_back_and_leftovers_go(
     assert "); using the one before it, ckpt-2" in out.stderr
     assert "removed leftovers of an interrupted run" in out.stdout
     assert _json(os.path.join(workdir, "results.json"))["updates"] == 12
-    assert _log_updates(workdir) == [3, 6, 9, 12]
+    assert logged_updates(workdir) == [3, 6, 9, 12]
     assert sorted(os.listdir(ckpts)) == [
         "checkpoint", "ckpt-3.data-00000-of-00001", "ckpt-3.index",
         "ckpt-4.data-00000-of-00001", "ckpt-4.index"]
