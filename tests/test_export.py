@@ -118,23 +118,22 @@ def test_tflite_has_builtin_ops_only(exported):
     assert "GATHER" in names  # the gather glimpse sensor, faster in TFLite
 
 
-def _rest_predict(saved_model_dir, body):
-    """TF Serving's `:predict` on a JSON body, as its REST API defines the
-    two formats: "instances" (rows: one batch element each, the only input
-    unnamed) answers {"predictions": [{output: value}, ...]}, "inputs"
+def _rest_predict(loaded, body):
+    """TF Serving's `:predict` of a loaded SavedModel on a JSON body, as
+    its REST API defines the two formats: "instances" (rows: one batch
+    element each, the only input unnamed) answers {"predictions": [{output: value}, ...]}, "inputs"
     (columns: {input: batch}) answers {"outputs": {output: batch}}. Inputs
     take the signature's dtypes; the answer goes back through JSON."""
     request = json.loads(body)
-    sig = tf.saved_model.load(saved_model_dir).signatures[
+    sig = loaded.signatures[
         request.get("signature_name", "serving_default")]
     specs = sig.structured_input_signature[1]
     if "instances" in request:
         (name, spec), = specs.items()
         out = sig(**{name: tf.constant(request["instances"], spec.dtype)})
-        rows = len(request["instances"])
-        answer = {"predictions": [{k: v.numpy()[i].tolist()
-                                   for k, v in out.items()}
-                                  for i in range(rows)]}
+        out = {k: v.numpy().tolist() for k, v in out.items()}
+        answer = {"predictions": [dict(zip(out, row))
+                                  for row in zip(*out.values())]}
     else:
         out = sig(**{k: tf.constant(v, specs[k].dtype)
                      for k, v in request["inputs"].items()})
@@ -147,7 +146,8 @@ def test_rest_row_format_answers_as_the_keras_model(exported):
     x = exported["images"][:5]
     body = json.dumps({"signature_name": "serving_default",
                        "instances": x.tolist()})
-    answer = _rest_predict(exported["sm"]["path"], body)["predictions"]
+    loaded = tf.saved_model.load(exported["sm"]["path"])
+    answer = _rest_predict(loaded, body)["predictions"]
     _, model = training.load_run(exported["workdir"])
     out = model(x)
     probs = tf.nn.softmax(out["logits"]).numpy()
@@ -162,11 +162,12 @@ def test_rest_row_format_answers_as_the_keras_model(exported):
 def test_rest_columnar_monte_carlo_body_is_seeded(exported):
     # docs/serving.md's monte_carlo body: the seed is not per image.
     x = exported["images"][:4].tolist()
+    loaded = tf.saved_model.load(exported["sm"]["path"])
 
     def outputs(seed):
         body = json.dumps({"signature_name": "monte_carlo",
                            "inputs": {"images": x, "seed": seed}})
-        return _rest_predict(exported["sm"]["path"], body)["outputs"]
+        return _rest_predict(loaded, body)["outputs"]
 
     a, b, c = outputs([1, 2]), outputs([1, 2]), outputs([3, 4])
     assert np.shape(a["probabilities"]) == (4, 10)
