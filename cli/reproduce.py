@@ -98,7 +98,7 @@ def _list(runs_dir, results_dir):
         r = st.results if st.state in ("done", "partial") else None
         mc = f"{r['test_error_mc']:.2f}" if r else "-"
         det = f"{r['test_error_deterministic']:.2f}" if r else "-"
-        if e.model in ("fc", "cnn"):
+        if e.model in config_lib.BASELINE_MODELS:
             mc = "-"
         target = e.published.target
         click.echo(f"{e.id:<{width}}  {st.state:<9} "

@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from ram_tf import baselines
+from ram_tf import config as config_lib
 from ram_tf import runtime
 from ram_tf.dram import DeepRecurrentAttentionModel
 from ram_tf.model import RecurrentAttentionModel
@@ -46,10 +47,10 @@ def model_kwargs(config) -> dict:
 
 
 def build_model(config) -> keras.Model:
-    """The model an `ExperimentConfig` names (RAM, DRAM, L-DRAM, FC, CNN),
+    """The model an `ExperimentConfig` names (RAM, DRAM, L-DRAM, FC, CNNs),
     built on the task's image shape."""
     d = config.data
-    if config.model in ("fc", "cnn"):
+    if config.model in config_lib.BASELINE_MODELS:
         model = baselines.build(config)
     elif config.core.core_layers == 2:
         model = DeepRecurrentAttentionModel(**model_kwargs(config))

@@ -29,8 +29,10 @@ from ram_tf.presets import TASKS
 
 BACKENDS = ("matmul", "gather", "extract_glimpse")  # of the glimpse sensor
 
-MODELS = ("ram", "dram", "ldram", "fc", "cnn")
 ATTENTION_MODELS = ("ram", "dram", "ldram")
+# Deterministic classifiers trained by cross-entropy alone (ram_tf.baselines).
+BASELINE_MODELS = ("fc", "cnn", "cnn6")
+MODELS = ATTENTION_MODELS + BASELINE_MODELS
 # The values of policy.gradient_scope (PolicyConfig): all four for DRAM;
 # "critic" and "where" name DRAM's top layer and context, which RAM lacks.
 GRADIENT_SCOPES = ("location", "critic", "where", "all")

@@ -113,11 +113,15 @@ def _ldram(percent):
         settings=(("policy.label_fraction", percent / 100),))
 
 
+_BASELINE_TITLES = {"cnn": "CNN baseline, 2 conv layers",
+                    "cnn6": "CNN, 6 conv layers (3x3)"}
+
+
 def _baseline(model, task, nips, public=None, **settings):
     units = settings.get("core.fc_units")
     title = (f"FC baseline, 2 x {units} hidden" if model == "fc"
-             else "CNN baseline, 2 conv layers")
-    name = f"fc{units}" if model == "fc" else "cnn"
+             else _BASELINE_TITLES[model])
+    name = f"fc{units}" if model == "fc" else model
     return Experiment(
         id=f"{name}-{task}", model=model, task=task, steps=60_000,
         title=title, published=Published(nips=nips, public=public),
@@ -194,8 +198,10 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         published=Published(seed=5.26)),
     _dram(8, "cluttered250", Published(seed=12.2),
           "DRAM, 8 glimpses 20x20, 2 scales, the seed's policy gradients"),
-    # A plain 6-layer CNN (public) reaches 0.92 % on cluttered100.
-    _baseline("cnn", "cluttered100", None, public=0.92),
+    # Mnih et al.'s 2-layer CNN, and a plain 6-layer CNN: one of those
+    # (public) reaches 0.92 % on cluttered100.
+    _baseline("cnn", "cluttered100", None),
+    _baseline("cnn6", "cluttered100", None, public=0.92),
     _baseline("fc", "translated60", 6.42, **{"core.fc_units": 64}),
     _baseline("fc", "translated60", 2.63, **{"core.fc_units": 256}),
     _baseline("cnn", "translated60", 1.62),

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+from ram_tf.baselines import DEEP_CONVS
+
 
 def forward_flops(config) -> float:
     """FLOPs of one image's deterministic forward pass, for any model."""
@@ -18,6 +20,8 @@ def forward_flops(config) -> float:
         return _fc_flops(config)
     if config.model == "cnn":
         return _cnn_flops(config)
+    if config.model == "cnn6":
+        return _cnn6_flops(config)
     return model_flops(config)["forward_per_image"]
 
 
@@ -38,6 +42,20 @@ def _cnn_flops(config) -> float:
     conv2 = 2 * side2 * side2 * 5 * 5 * 8 * 16
     dense = 2 * (side2 * side2 * 16 * 256 + 256 * 10)
     return float(conv1 + conv2 + dense)
+
+
+def _cnn6_flops(config) -> float:
+    """`DEEP_CONVS`: 3x3 "same" convs, 2 * 9 C_in F per output position, a
+    2x2 "same" pool after every second one, then FC 256 -> FC 10."""
+    d = config.data
+    side, channels, total = d.canvas_size, d.channels, 0
+    for i, (filters, stride) in enumerate(DEEP_CONVS):
+        side = math.ceil(side / stride)
+        total += 2 * side * side * 9 * channels * filters
+        channels = filters
+        if i % 2 == 1:
+            side = math.ceil(side / 2)
+    return float(total + 2 * (side * side * channels * 256 + 256 * 10))
 
 
 def model_flops(config) -> dict[str, float]:

@@ -73,4 +73,5 @@ MODEL_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                          "location_loss_weight": 1.0}},
     "fc": {},
     "cnn": {},
+    "cnn6": {},
 }

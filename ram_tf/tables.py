@@ -20,6 +20,7 @@ import dataclasses
 import math
 import os
 
+from ram_tf import config as config_lib
 from ram_tf import experiments as registry
 from ram_tf import flops
 from ram_tf import reproduce as repro
@@ -69,7 +70,7 @@ def _hardware(results: dict, config: dict) -> str:
                  or config.get("machine", {}).get("precision")
                  or config.get("train", {}).get("precision")  # old layout
                  or "float32")
-    if results.get("model") in ("fc", "cnn"):
+    if results.get("model") in config_lib.BASELINE_MODELS:
         precision = "float32"  # the baselines always compute in float32
     return f"{where}, {'bf16' if 'bfloat16' in precision else 'fp32'}"
 
@@ -91,7 +92,7 @@ def table_row(experiment: registry.Experiment, st: repro.Status) -> list[str]:
     """One row's cells, in `TABLE_COLUMNS` order."""
     results = st.results if st.state != "mismatch" else None
     config = st.config or {}
-    attention = experiment.model not in ("fc", "cnn")
+    attention = experiment.model in config_lib.ATTENTION_MODELS
     target = experiment.published.target
     mc = (_error(results, "test_error_mc", target) if attention else "-")
     det = _error(results, "test_error_deterministic",

@@ -25,8 +25,18 @@ def test_cnn_parameter_count_matches_formula():
     assert build_model(cfg).count_params() == want
 
 
+def test_cnn6_parameter_count_matches_formula():
+    cfg = config_lib.resolve("cnn6", "cluttered100")
+    convs = [(1, 16), (16, 16), (16, 32), (32, 32), (32, 64), (64, 64)]
+    # 100 -> 50 (stride 2) -> pools: 25 -> 13 -> 7 ("same").
+    want = sum(3 * 3 * c_in * f + f for c_in, f in convs) + (
+        7 * 7 * 64 * 256 + 256) + (256 * 10 + 10)
+    assert want == 877_434
+    assert build_model(cfg).count_params() == want
+
+
 def test_baselines_train_and_score_like_ram(mnist_dir, cache_dir, tmp_path):
-    for name in ("fc", "cnn"):
+    for name in ("fc", "cnn", "cnn6"):
         cfg = config_lib.resolve(name, "mnist28", {
             "train.steps": 4, "train.steps_per_epoch": 2,
             "train.batch_size": 16, "core.fc_units": 32})

@@ -85,6 +85,35 @@ def test_cnn_flops_count_each_kernel_at_every_output_position():
         assert flops.forward_flops(cfg) == want, task
 
 
+def test_cnn6_flops_on_cluttered100_by_hand():
+    # (output side, C_in, F) of each 3x3 conv: stride 2, then pools by 2.
+    convs = [(50, 1, 16), (50, 16, 16), (25, 16, 32), (25, 32, 32),
+             (13, 32, 64), (13, 64, 64)]
+    want = sum(2 * n * n * 9 * c * f for n, c, f in convs) + 2 * (
+        7 * 7 * 64 * 256 + 256 * 10)
+    assert want == 49_820_800
+    cfg = config_lib.resolve("cnn6", "cluttered100", {})
+    assert flops.forward_flops(cfg) == want
+
+
+def test_cnn6_flops_count_each_kernel_at_every_output_position():
+    for task in ("mnist28", "cluttered60", "cluttered250"):
+        cfg = config_lib.resolve("cnn6", task, {})
+        model = _built(cfg)
+        n = cfg.data.canvas_size
+        x = np.zeros([1, n, n, 1], np.float32)
+        want = 0
+        for i, conv in enumerate(model.convs):
+            x = conv(x)
+            want += 2 * x.shape[1] * x.shape[2] * int(np.prod(
+                conv.kernel.shape))
+            if i % 2 == 1:
+                x = model.pool(x)
+        want += 2 * sum(int(np.prod(d.kernel.shape))
+                        for d in (model.fc, model.out))
+        assert flops.forward_flops(cfg) == want, task
+
+
 def test_forward_flops_of_attention_models_do_not_grow_with_the_canvas():
     small = flops.forward_flops(config_lib.resolve("ram", "cluttered60", {}))
     large = flops.forward_flops(config_lib.resolve(
