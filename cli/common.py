@@ -56,6 +56,9 @@ OPTION_GROUPS = {
          "DRAM context: conv filters, e.g. 32,32"),
         ("--context-kernels", "core.context_kernels", IntList(),
          "DRAM context: conv kernel sizes, e.g. 5,3"),
+        ("--context-resize", "core.context_resize",
+         click.Choice(config_lib.CONTEXT_RESIZES),
+         "DRAM context: area (block means, then bilinear) or bilinear"),
         ("--fc-units", "core.fc_units", int, "FC baseline width (64, 256)"),
     ],
     "policy": [

@@ -78,10 +78,6 @@ def export(workdir, fmt, quantize, name, version, out, chains, xla,
         fail("--precision mixed_bfloat16 applies to --format saved_model "
              "only (TFLite and ONNX exports are float32; see --quantize "
              "float16 for a smaller TFLite file)")
-    from ram_tf import runtime
-
-    # The test error is measured here: bfloat16 matmuls need oneDNN.
-    runtime.prepare_tensorflow(precision)
     if chains is not None and fmt != "saved_model":
         fail("--chains applies to --format saved_model only")
     if xla and fmt != "saved_model":
@@ -93,6 +89,11 @@ def export(workdir, fmt, quantize, name, version, out, chains, xla,
     if xla and chains not in (None, 1):
         fail(f"--chains {chains} with --xla: an XLA export computes a batch "
              "as one cluster (chains 1)")
+    from ram_tf import runtime
+
+    # The test error is measured here: bfloat16 matmuls need oneDNN. After
+    # the checks above, so that a refused command warns of nothing.
+    runtime.prepare_tensorflow(precision)
     from ram_tf import export as export_lib
     from ram_tf import mnist
     from ram_tf import training

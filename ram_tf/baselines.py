@@ -23,6 +23,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from ram_tf.config import DEEP_CONVS
+
 _METRICS = ("loss", "cross_entropy", "accuracy")
 
 
@@ -107,13 +109,6 @@ class ConvolutionalBaseline(_Classifier):
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}
-
-
-# (filters, stride) of DeepConvolutionalBaseline's 3x3 convolutions, in
-# order; a 2x2 max pool ("same") follows every second one. The stride-2 first
-# layer keeps the cost of a 100x100 canvas near 50 MFLOPs per image: the
-# digit is 28 pixels wide, so 14 pixels of it still carry its strokes.
-DEEP_CONVS = ((16, 2), (16, 1), (32, 1), (32, 1), (64, 1), (64, 1))
 
 
 @keras.saving.register_keras_serializable(package="ram_tf")

@@ -40,6 +40,7 @@ def model_kwargs(config) -> dict:
         kwargs.update(
             context_size=c.context_size, context_filters=c.context_filters,
             context_kernels=c.context_kernels,
+            context_resize=c.context_resize,
             location_loss_weight=p.location_loss_weight,
             location_loss_decay=p.location_loss_decay,
             location_loss_decay_steps=t.lr_decay_steps)

@@ -30,6 +30,12 @@ from ram_tf.presets import TASKS
 BACKENDS = ("matmul", "gather", "extract_glimpse")  # of the glimpse sensor
 
 ATTENTION_MODELS = ("ram", "dram", "ldram")
+# (filters, stride) of the cnn6 baseline's 3x3 convolutions, in order
+# (`ram_tf.baselines.DeepConvolutionalBaseline`); a 2x2 max pool follows
+# every second one. The stride-2 first layer keeps a 100x100 canvas near 50
+# MFLOPs per image: the digit is 28 pixels wide, so 14 still carry its
+# strokes.
+DEEP_CONVS = ((16, 2), (16, 1), (32, 1), (32, 1), (64, 1), (64, 1))
 # Deterministic classifiers trained by cross-entropy alone (ram_tf.baselines).
 BASELINE_MODELS = ("fc", "cnn", "cnn6")
 MODELS = ATTENTION_MODELS + BASELINE_MODELS
@@ -41,6 +47,12 @@ INITIAL_LOCATIONS = ("center", "random")  # policy.initial_location
 # core.core_cell: an LSTM (PrincipalComponent/ram), or Mnih et al.'s rectifier
 # units (their MNIST classification core); DRAM's two layers are LSTMs.
 CORE_CELLS = ("lstm", "rectifier")
+# core.context_resize: how DRAM's context network shrinks the image to
+# context_size^2. "area" averages k x k blocks (k = floor(N / s)) before a
+# bilinear resize, so every pixel counts; "bilinear" alone reads 2x2
+# neighbourhoods s apart, point samples that miss whole digits once N / s is
+# much above 2 (`ram_tf.networks.ContextNetwork`).
+CONTEXT_RESIZES = ("area", "bilinear")
 LABEL_MASKS = ("fixed", "per-batch")  # policy.label_mask
 # How a model computes: the glimpse network and core in float32 or bfloat16.
 COMPUTE_PRECISIONS = ("float32", "mixed_bfloat16")
@@ -87,6 +99,7 @@ class CoreConfig:
       context_size, context_filters, context_kernels: DRAM's context
         network, a CNN on the image resized to context_size^2 whose output
         (FC core_units) starts the top layer and picks l_0.
+      context_resize: how the image is resized for it (`CONTEXT_RESIZES`).
       fc_units: hidden width of the fully connected baseline.
     """
 
@@ -99,6 +112,9 @@ class CoreConfig:
     context_size: int = 24  # DRAM: side of the downsampled whole image
     context_filters: tuple = (32, 32)  # reference.md: {5x5, 32} -> {3x3, 32}
     context_kernels: tuple = (5, 3)
+    # "area": on a 200x200 canvas bilinear alone keeps under 1 % of the ink
+    # of one digit in 20 (docs/model.md, "The context network").
+    context_resize: str = "area"
     fc_units: int = 256  # FC baseline width (Mnih et al. 2014: 64 or 256)
 
 
@@ -274,11 +290,13 @@ class ExperimentConfig:
         """Fields missing from `d` (older runs) take their defaults.
 
         Machine settings in their old places (glimpse.backend, glimpse.xla,
-        train.precision, train.chains, train.jit_compile) move to `machine`
+        train.precision, train.chains, train.jit_compile) move to `machine`,
+        and a DRAM config without core.context_resize resized bilinearly
         (`ram_tf.config_legacy`).
         """
         groups = {name: dict(d.get(name, {})) for name in GROUPS}
         config_legacy.move_machine_fields(groups)
+        config_legacy.fill_context_resize(d["model"], groups)
         kwargs = {"model": d["model"], "task": d["task"]}
         for name, klass in GROUPS.items():
             fields = groups[name]

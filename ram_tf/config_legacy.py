@@ -1,4 +1,4 @@
-"""The previous config layout, read as the current one.
+"""The previous config layouts, read as the current one.
 
 The machine settings (sensor backend, sensor XLA, precision, chains,
 whole-step XLA) once lived in the glimpse and train groups; they are now
@@ -9,6 +9,10 @@ old layout, and the old override keys ("train.precision",
 "glimpse.backend", ...) still name their settings: both load by moving
 each old (group, field) to its machine field here, before the config is
 built.
+
+DRAM's context network once resized the image bilinearly, with no setting;
+`core.context_resize` now names that choice, and a DRAM or L-DRAM config
+written without it is read as "bilinear", what its run computed.
 """
 
 from __future__ import annotations
@@ -41,3 +45,11 @@ def move_machine_fields(groups: dict[str, dict[str, Any]]) -> None:
         if field in groups[group]:
             value = groups[group].pop(field)
             groups["machine"].setdefault(new, value)
+
+
+def fill_context_resize(model: str, groups: dict[str, dict[str, Any]]) -> None:
+    """Sets core.context_resize to "bilinear" in a DRAM / L-DRAM config
+    that lacks it, in place: what the context network did before the
+    setting existed."""
+    if model in ("dram", "ldram"):
+        groups["core"].setdefault("context_resize", "bilinear")

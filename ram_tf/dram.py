@@ -68,7 +68,8 @@ class DeepRecurrentAttentionModel(RecurrentAttentionModel):
     """DRAM / L-DRAM; arguments as `RecurrentAttentionModel`, plus
 
     Args:
-      context_size, context_filters, context_kernels: `ContextNetwork`.
+      context_size, context_filters, context_kernels, context_resize:
+        `ContextNetwork`'s size, filters, kernels and resize.
       location_loss_weight: gamma_0 (> 0 makes this L-DRAM).
       location_loss_decay, location_loss_decay_steps: the gamma schedule.
       gradient_scope: "critic" (default), "location", "where" or "all"
@@ -79,7 +80,8 @@ class DeepRecurrentAttentionModel(RecurrentAttentionModel):
     GRADIENT_SCOPES = config_lib.GRADIENT_SCOPES
 
     def __init__(self, context_size=24, context_filters=(32, 32),
-                 context_kernels=(5, 3), location_loss_weight=0.0,
+                 context_kernels=(5, 3), context_resize="area",
+                 location_loss_weight=0.0,
                  location_loss_decay=0.97, location_loss_decay_steps=1750,
                  gradient_scope="critic", **kwargs):
         if kwargs.get("core_cell", "lstm") != "lstm":
@@ -107,6 +109,11 @@ class DeepRecurrentAttentionModel(RecurrentAttentionModel):
                 f"context_size must be at least {2 ** len(context_filters)}:"
                 f" each of the {len(context_filters)} conv layers halves it."
                 f" Received: context_size={context_size!r}")
+        if context_resize not in config_lib.CONTEXT_RESIZES:
+            raise ValueError(
+                f"context_resize must be one of "
+                f"{list(config_lib.CONTEXT_RESIZES)}. "
+                f"Received: context_resize={context_resize!r}")
         positive_number("location_loss_weight", location_loss_weight,
                         allow_zero=True)
         positive_number("location_loss_decay", location_loss_decay)
@@ -115,12 +122,14 @@ class DeepRecurrentAttentionModel(RecurrentAttentionModel):
         self._args.update(dict(
             context_size=context_size, context_filters=list(context_filters),
             context_kernels=list(context_kernels),
+            context_resize=context_resize,
             location_loss_weight=location_loss_weight,
             location_loss_decay=location_loss_decay,
             location_loss_decay_steps=location_loss_decay_steps))
         units = self._args["core_units"]
         self.context_net = ContextNetwork(context_size, context_filters,
                                           context_kernels, units,
+                                          context_resize,
                                           name="context_network")
         self.top_core = cores.CoreNetwork(units, self.matmul_dtype,
                                              name="top_core_network")
@@ -129,6 +138,11 @@ class DeepRecurrentAttentionModel(RecurrentAttentionModel):
         self.location_loss_decay = float(location_loss_decay)
         self.location_loss_decay_steps = int(location_loss_decay_steps)
         self.location_supervised = self.location_loss_weight > 0
+
+    @classmethod
+    def from_config(cls, config):
+        # A model saved before context_resize existed resized bilinearly.
+        return super().from_config({"context_resize": "bilinear", **config})
 
     def build_heads(self, input_shape):
         super().build_heads(input_shape)

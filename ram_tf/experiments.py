@@ -104,13 +104,21 @@ def _ram(glimpses, task, published, **settings):
                                           **settings}))
 
 
+# The DRAM rows on 60x60 and 100x100 resize the context's image bilinearly
+# (point samples 2.5 and 4 pixels apart), as their results were trained;
+# "area", the default, averages every pixel and matters most on 200x200 and
+# 250x250 (`ram_tf.networks.ContextNetwork`).
+_BILINEAR_CONTEXT = {"core.context_resize": "bilinear"}
+
+
 def _ldram(percent):
     return Experiment(
         id=f"ldram6-cluttered100-p{percent}", model="ldram",
         task="cluttered100", steps=30_000,
         title=f"L-DRAM, 6 glimpses, {percent} % of digits located",
         published=Published(seed=_LDRAM_SEED[percent]),
-        settings=(("policy.label_fraction", percent / 100),))
+        settings=_differing("ldram", "cluttered100", {
+            "policy.label_fraction": percent / 100, **_BILINEAR_CONTEXT}))
 
 
 _BASELINE_TITLES = {"cnn": "CNN baseline, 2 conv layers",
@@ -184,13 +192,17 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment(
         id="dram6-cluttered100-30k", model="dram", task="cluttered100",
         steps=30_000, title="DRAM, 6 glimpses, no location labels",
-        published=Published()),
+        published=Published(),
+        settings=_differing("dram", "cluttered100", _BILINEAR_CONTEXT)),
     _dram(6, "cluttered100", Published(seed=2.00),
-          "DRAM, 6 glimpses 12x12, 2 scales, the seed's policy gradients"),
+          "DRAM, 6 glimpses 12x12, 2 scales, the seed's policy gradients",
+          **_BILINEAR_CONTEXT),
     _dram(8, "cluttered100", Published(seed=1.71),
-          "DRAM, 8 glimpses 12x12, 2 scales, the seed's policy gradients"),
+          "DRAM, 8 glimpses 12x12, 2 scales, the seed's policy gradients",
+          **_BILINEAR_CONTEXT),
     _dram(6, "cluttered60", Published(seed=2.75),
-          "DRAM, 6 glimpses 12x12, 2 scales, the seed's policy gradients"),
+          "DRAM, 6 glimpses 12x12, 2 scales, the seed's policy gradients",
+          **_BILINEAR_CONTEXT),
     Experiment(
         id="ldram4-cluttered_var200", model="ldram",
         task="cluttered_var200", steps=30_000,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from ram_tf.baselines import DEEP_CONVS
+from ram_tf.config import DEEP_CONVS
 
 
 def forward_flops(config) -> float:

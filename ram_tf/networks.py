@@ -36,6 +36,7 @@ import keras
 import tensorflow as tf
 
 from ram_tf import precision
+from ram_tf.config import CONTEXT_RESIZES
 
 if keras.backend.backend() != "tensorflow":
     raise ImportError(
@@ -229,13 +230,21 @@ class ActionNetwork(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package=_REG)
 class ContextNetwork(keras.layers.Layer):
     """c = ReLU(FC(flatten(CNN(resize(x))))), DRAM's coarse view (Ba et al.
-    2015): the whole image, resized (bilinear, a TFLite builtin) to
-    size x size, through conv layers (ReLU, "same" padding), each followed
-    by 2x2 max pooling, then one fully connected ReLU layer.
+    2015): the whole image, resized to size x size, through conv layers
+    (ReLU, "same" padding), each followed by 2x2 max pooling, then one fully
+    connected ReLU layer.
+
+    The resize of an H x W image to s x s ("area", the default): the means
+    of k_h x k_w blocks, k_h = floor(H / s) (average pooling, stride k,
+    "valid"), then bilinear to s x s. Every pixel reaches the context, each
+    with weight ~1 / k^2, where bilinear alone reads 2x2 neighbourhoods H / s
+    apart: on 200x200, one digit in 20 keeps under 1 % of its ink. Both
+    steps are TFLite builtins (AVERAGE_POOL_2D, RESIZE_BILINEAR).
 
     Args:
       size: side s of the resized image; each pooling halves it (floor),
         so s >= 2^len(filters).
+      resize: "area" or "bilinear" (above).
       filters, kernels: output channels and kernel side of each conv layer.
       units: width of c (DRAM: the core width).
 
@@ -248,10 +257,15 @@ class ContextNetwork(keras.layers.Layer):
     """
 
     def __init__(self, size=24, filters=(32, 32), kernels=(5, 3), units=256,
-                 **kwargs):
+                 resize="area", **kwargs):
         super().__init__(**kwargs)
         self.size, self.units = (positive_int("size", size),
                                  positive_int("units", units))
+        if resize not in CONTEXT_RESIZES:
+            raise ValueError(
+                f"resize must be one of {list(CONTEXT_RESIZES)}. "
+                f"Received: resize={resize!r}")
+        self.resize = resize
         self.filters = tuple(positive_int("filters", f) for f in filters)
         self.kernels = tuple(positive_int("kernels", k) for k in kernels)
         if len(self.filters) != len(self.kernels):
@@ -278,8 +292,16 @@ class ContextNetwork(keras.layers.Layer):
             side, channels = side // 2, conv.filters
         self.fc.build((batch, channels * side * side))
 
+    def shrink(self, images):
+        """[B, H, W, C] -> [B, s, s, C], by `resize` (H and W static)."""
+        if self.resize == "area":
+            block = [max(1, n // self.size) for n in images.shape[1:3]]
+            if block != [1, 1]:
+                images = tf.nn.avg_pool2d(images, block, block, "VALID")
+        return tf.image.resize(images, [self.size, self.size], "bilinear")
+
     def call(self, images):
-        x = tf.image.resize(images, [self.size, self.size], "bilinear")
+        x = self.shrink(images)
         for conv in self.convs:
             x = self.pool(conv(x))
         # A static width, so that the fully connected layer can be built
@@ -292,4 +314,4 @@ class ContextNetwork(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "size": self.size,
                 "filters": list(self.filters), "kernels": list(self.kernels),
-                "units": self.units}
+                "units": self.units, "resize": self.resize}

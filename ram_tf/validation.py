@@ -9,6 +9,7 @@ import dataclasses
 from typing import Any
 
 from ram_tf.config import BACKENDS
+from ram_tf.config import CONTEXT_RESIZES
 from ram_tf.config import CORE_CELLS
 from ram_tf.config import GRADIENT_SCOPES
 from ram_tf.config import GROUPS
@@ -66,6 +67,8 @@ def validate(config: ExperimentConfig) -> None:
          "LSTMs; the rectifier core is RAM's")
     need(4 <= c.context_size <= d.canvas_size, "core.context_size",
          c.context_size, f"must be between 4 and the canvas ({d.canvas_size})")
+    need(c.context_resize in CONTEXT_RESIZES, "core.context_resize",
+         c.context_resize, "allowed: " + ", ".join(CONTEXT_RESIZES))
     need(len(c.context_filters) == len(c.context_kernels) >= 1,
          "core.context_filters", c.context_filters,
          "one filter count per kernel size")

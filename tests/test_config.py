@@ -37,6 +37,7 @@ def test_overrides_apply_and_json_round_trips():
     ({"train.mc_samples": 0}, "train.mc_samples"),
     ({"machine.backend": "extract_glimpse"}, "machine.xla"),
     ({"glimpse.wings": 2}, "unknown setting"),
+    ({"core.context_resize": "nearest"}, "core.context_resize"),
 ])
 def test_impossible_settings_are_refused(overrides, match):
     with pytest.raises(config_lib.ConfigError, match=match):
@@ -93,6 +94,18 @@ def test_old_layout_rows_are_their_registry_rows():
                     experiments.get(row), json.load(f)) == [], row
             checked += 1
     assert checked >= 1
+
+
+def test_a_dram_config_without_context_resize_resized_bilinearly():
+    for model in ("dram", "ldram"):
+        saved = config_lib.resolve(model, "cluttered100").to_dict()
+        assert saved["core"].pop("context_resize") == "area"
+        cfg = config_lib.ExperimentConfig.from_dict(saved)
+        assert cfg.core.context_resize == "bilinear"
+    saved = config_lib.resolve("ram", "cluttered100").to_dict()
+    del saved["core"]["context_resize"]
+    cfg = config_lib.ExperimentConfig.from_dict(saved)
+    assert cfg.core.context_resize == "area"  # RAM has no context network
 
 
 def test_old_override_keys_mean_the_machine_keys():

@@ -201,11 +201,23 @@ def test_ldram_names_the_missing_location_and_takes_it_in_y():
     assert logs.history["location_loss"][0] > 0
 
 
+def test_a_saved_dram_without_context_resize_resizes_bilinearly():
+    model = _model()
+    assert model.context_net.resize == "area"
+    config = model.get_config()
+    assert DeepRecurrentAttentionModel.from_config(
+        config).context_net.resize == "area"
+    del config["context_resize"]
+    assert DeepRecurrentAttentionModel.from_config(
+        config).context_net.resize == "bilinear"
+
+
 @pytest.mark.parametrize("argument, value, message", [
     ("context_size", 2, "context_size=2"),
     ("context_size", 0, "context_size=0"),
     ("context_filters", (4, 0), r"context_filters=\[4, 0\]"),
     ("context_kernels", (3,), r"context_kernels=\[3\]"),
+    ("context_resize", "nearest", "context_resize='nearest'"),
     ("location_loss_weight", -1.0, "location_loss_weight=-1.0"),
     ("num_glimpses", 0, "num_glimpses=0"),
 ])

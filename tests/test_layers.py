@@ -4,6 +4,7 @@ the weight count against its formula."""
 
 import math
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -122,7 +123,9 @@ def test_location_network_is_a_bounded_tanh(bound):
     h = 30 * np.random.default_rng(1).normal(size=(64, 5)).astype("float32")
     mu = layer(h).numpy()
     w, b = (v.numpy() for v in layer.fc.weights)
-    np.testing.assert_allclose(mu, bound * np.tanh(h @ w + b), atol=1e-6)
+    # float32 sums of five terms of size ~30 round to ~1e-5 before tanh.
+    want = bound * np.tanh(h.astype(np.float64) @ w + b)
+    np.testing.assert_allclose(mu, want, atol=2e-5)
     assert np.abs(mu).max() <= bound and np.abs(mu).max() > 0.99 * bound
 
 
@@ -193,6 +196,73 @@ def test_context_network_is_resize_convs_pools_and_a_relu_layer():
     assert (want > 0).any()
 
 
+def test_area_context_resize_is_the_mean_of_every_block():
+    # 50 -> 10: k = 5, the means of 5x5 blocks, and bilinear 10 -> 10 is
+    # the identity. 23 -> 10: k = 2, the means of 2x2 blocks of the first
+    # 22 rows and columns (11 x 11), then bilinear 11 -> 10.
+    rng = np.random.default_rng(5)
+    area = networks.ContextNetwork(10, (4,), (3,), 6)
+    bilinear = networks.ContextNetwork(10, (4,), (3,), 6, resize="bilinear")
+    x = rng.uniform(size=(2, 50, 50, 1)).astype("float32")
+    np.testing.assert_allclose(
+        area.shrink(x).numpy(),
+        x.reshape(2, 10, 5, 10, 5, 1).mean(axis=(2, 4)), atol=1e-6)
+    # Bilinear alone, half-pixel centres: output i sits on input pixel
+    # (i + 0.5) 5 - 0.5 = 5i + 2 and reads it alone, 1 pixel in 25.
+    np.testing.assert_allclose(bilinear.shrink(x).numpy(),
+                               x[:, 2::5, 2::5], atol=1e-6)
+    y = rng.uniform(size=(2, 23, 23, 1)).astype("float32")
+    blocks = y[:, :22, :22].reshape(2, 11, 2, 11, 2, 1).mean(axis=(2, 4))
+    np.testing.assert_allclose(
+        area.shrink(y).numpy(),
+        tf.image.resize(blocks, [10, 10], "bilinear").numpy(), atol=1e-6)
+
+
+def test_area_context_network_converts_to_tflite_builtins(tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from ram_tf.tflite_export import tflite_bytes
+
+    layer = networks.ContextNetwork(10, (4,), (3,), 6)
+    images = np.random.default_rng(7).uniform(
+        size=(1, 43, 43, 1)).astype("float32")  # k = 4, then 10 -> 10
+    layer(images)
+    archive = keras.export.ExportArchive()  # tracks Keras 3 variables
+    archive.track(layer)
+    archive.add_endpoint("serving_default", lambda x: {"context": layer(x)},
+                         [tf.TensorSpec([1, 43, 43, 1], tf.float32)])
+    archive.write_out(str(tmp_path), verbose=False)
+    flatbuffer = tflite_bytes(str(tmp_path))  # builtins only, or it raises
+    interpreter = Interpreter(model_content=flatbuffer)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
+                           images)
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(got, layer(images).numpy(), atol=1e-5)
+
+
+def test_area_context_sees_every_digit_on_a_200_canvas():
+    # A 28x28 field of 2-pixel strokes at 200 random places on a 200x200
+    # canvas, shrunk to 24x24: the ink that reaches the context (sum x
+    # (200 / 24)^2) is all of it under "area", and under bilinear alone
+    # nothing at all for some placements (its samples are 8.3 pixels apart).
+    digit = np.zeros([28, 28], np.float32)
+    digit[4:24, 13:15] = digit[13:15, 6:22] = 1.0
+    rng = np.random.default_rng(6)
+    canvases = np.zeros([200, 200, 200, 1], np.float32)
+    for canvas, (y, x) in zip(canvases, rng.integers(0, 172, (200, 2))):
+        canvas[y:y + 28, x:x + 28, 0] = digit
+    kept = {}
+    for resize in ("area", "bilinear"):
+        layer = networks.ContextNetwork(24, (4,), (3,), 6, resize=resize)
+        shrunk = layer.shrink(canvases).numpy()
+        kept[resize] = shrunk.sum(axis=(1, 2, 3)) * (200 / 24) ** 2 / (
+            digit.sum())
+    assert kept["area"].min() > 0.9
+    assert (kept["bilinear"] < 0.01).sum() >= 5
+
+
 def test_baseline_and_action_networks_are_one_linear_layer():
     rng = np.random.default_rng(4)
     h = rng.normal(size=(5, 8)).astype("float32")
@@ -260,6 +330,7 @@ def test_rectifier_core_computes_relu_of_input_and_recurrence():
                                      kernels=(3, 3)), "size=2"),
     (lambda: networks.ContextNetwork(filters=(4,), kernels=(3, 3)),
      "kernels=[3, 3]"),
+    (lambda: networks.ContextNetwork(resize="nearest"), "resize='nearest'"),
 ])
 def test_layers_refuse_impossible_arguments(make, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[")):
