@@ -16,6 +16,7 @@ from ram_tf_cli.common import FIELD_OF
 from ram_tf_cli.common import GroupedCommand
 from ram_tf_cli.common import data_dir_option
 from ram_tf_cli.common import echo_library_messages
+from ram_tf_cli.common import error_summary
 from ram_tf_cli.common import fail
 from ram_tf_cli.common import grouped_options
 from ram_tf_cli.common import mnist_option
@@ -178,8 +179,7 @@ def _train(chosen, runs_dir, results_dir, options, mnist_dir, data_dir,
             continue
         click.echo(
             f"{experiment.id}: {results['updates']:,} updates, test error "
-            f"{results['test_error_mc']:.2f}% M={results['mc_samples']}, "
-            f"{results['test_error_deterministic']:.2f}% deterministic -> "
+            f"{error_summary(results)} -> "
             f"{os.path.join(results_dir, experiment.id)}")
 
 

@@ -14,6 +14,7 @@ from ram_tf_cli.common import GroupedCommand
 from ram_tf_cli.common import OutputPath
 from ram_tf_cli.common import data_dir_option
 from ram_tf_cli.common import echo_library_messages
+from ram_tf_cli.common import error_summary
 from ram_tf_cli.common import fail
 from ram_tf_cli.common import grouped_options
 from ram_tf_cli.common import mnist_option
@@ -67,8 +68,7 @@ def train(model_name, task, workdir, mnist_dir, data_dir, verbose,
         return
     click.echo(
         f"{workdir}: {results['updates']} updates, test error "
-        f"{results['test_error_deterministic']:.2f}% deterministic, "
-        f"{results['test_error_mc']:.2f}% with M={results['mc_samples']}")
+        f"{error_summary(results)}")
 
 
 @click.command()

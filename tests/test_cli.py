@@ -329,3 +329,14 @@ def test_readme_gives_the_offline_hint_before_the_first_command():
     first_command = text.index("```bash\npython3 -m venv")
     assert 0 <= text.find("RAM_TF_MNIST_DIR") < first_command
 
+
+
+def test_a_baseline_reports_one_test_error():
+    from ram_tf_cli.common import error_summary
+
+    baseline = {"test_error_mc": 9.32, "test_error_deterministic": 9.32,
+                "mc_samples": 0}
+    assert error_summary(baseline) == "9.32% (deterministic model)"
+    ram = {"test_error_mc": 1.26, "test_error_deterministic": 2.12,
+           "mc_samples": 10}
+    assert error_summary(ram) == "1.26% M=10, 2.12% deterministic"
