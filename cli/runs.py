@@ -154,6 +154,9 @@ def data(task, split, count, out, mnist_dir, data_dir, **settings):
 @click.option("--chains", type=click.IntRange(min=0), default=None,
               help="machine.chains of the timed model (0: automatic) "
               "[default: the train default]")
+@click.option("--backend", type=click.Choice(config_lib.BACKENDS),
+              default=None, help="machine.backend, the glimpse sensor of "
+              "the timed model [default: the train default]")
 @click.option("--exported/--no-exported", default=True, show_default=True,
               help="also time the exported SavedModels and TFLite file "
               "(fresh processes; the slowest part)")
@@ -161,13 +164,15 @@ def data(task, split, count, out, mnist_dir, data_dir, **settings):
 @mnist_option
 @data_dir_option
 def benchmark(model_name, task, batch_size, mc_samples, repeats, steps,
-              precision, chains, exported, as_json, mnist_dir, data_dir):
+              precision, chains, backend, exported, as_json, mnist_dir,
+              data_dir):
     """Training and inference speed, and the machine's matmul rate."""
     quiet_tensorflow()
     try:
         cfg = config_lib.resolve(model_name, task, {
             "train.batch_size": batch_size, "train.mc_samples": mc_samples,
-            "machine.precision": precision, "machine.chains": chains})
+            "machine.precision": precision, "machine.chains": chains,
+            "machine.backend": backend})
     except config_lib.ConfigError as e:
         fail(str(e))
     runtime.prepare_tensorflow(cfg.machine.precision)  # before TensorFlow loads
@@ -190,7 +195,8 @@ def benchmark(model_name, task, batch_size, mc_samples, repeats, steps,
     click.echo(f"machine:         {machine['cpu_count']} x {machine['cpu']} "
                f"({', '.join(machine['flags']) or 'no flags read'})")
     click.echo(f"precision:       {result['precision']}, "
-               f"{result['chains']} rollout chain(s)")
+               f"{result['chains']} rollout chain(s), "
+               f"{result['backend']} sensor")
     click.echo(f"matmul 2048^3:   {result['matmul']['gflops']:.0f} GFLOP/s")
     if "matmul_bf16" in result:
         click.echo(f"bf16 matmul:     {result['matmul_bf16']['gflops']:.0f} "

@@ -121,6 +121,7 @@ def run(config, *, repeats: int = 5, steps: int = 20,
            "batch_size": t.batch_size, "mc_samples": t.mc_samples,
            "precision": plan.precision,
            "precision_setting": m.precision, "chains": chains,
+           "backend": m.backend,
            "device": plan.device_name, "machine_plan": plan.to_dict(),
            "flops": flops,
            "repeats": repeats}

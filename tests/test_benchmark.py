@@ -66,6 +66,20 @@ def test_benchmark_command_prints_json(mnist_dir):
         figures["precision"] == "mixed_bfloat16")
 
 
+def test_benchmark_times_the_sensor_backend_asked_for(mnist_dir):
+    result = CliRunner().invoke(cli, [
+        "benchmark", "--task", "mnist28", "--batch-size", "2",
+        "--mc-samples", "2", "--repeats", "1", "--steps", "2",
+        "--backend", "gather", "--no-exported", "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output[result.output.index("{"):])
+    assert figures["backend"] == "gather" and "exported" not in figures
+    result = CliRunner().invoke(cli, [
+        "benchmark", "--task", "mnist28", "--backend", "extract_glimpse",
+        "--no-exported"])
+    assert result.exit_code == 2 and "machine.xla" in result.output
+
+
 def test_benchmark_in_bf16_also_times_the_bf16_matmul(mnist_dir):
     result = CliRunner().invoke(cli, [
         "benchmark", "--task", "mnist28", "--batch-size", "2",
