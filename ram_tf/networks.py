@@ -244,9 +244,9 @@ class ContextNetwork(keras.layers.Layer):
     Args:
       size: side s of the resized image; each pooling halves it (floor),
         so s >= 2^len(filters).
-      resize: "area" or "bilinear" (above).
       filters, kernels: output channels and kernel side of each conv layer.
       units: width of c (DRAM: the core width).
+      resize: "area" or "bilinear" (above).
 
     Call arguments:
       images: [B, H, W, C].
@@ -295,6 +295,10 @@ class ContextNetwork(keras.layers.Layer):
     def shrink(self, images):
         """[B, H, W, C] -> [B, s, s, C], by `resize` (H and W static)."""
         if self.resize == "area":
+            if None in images.shape[1:3]:
+                raise ValueError(
+                    "resize='area' needs the image's height and width when "
+                    f"the graph is built. Received: shape={images.shape}")
             block = [max(1, n // self.size) for n in images.shape[1:3]]
             if block != [1, 1]:
                 images = tf.nn.avg_pool2d(images, block, block, "VALID")
