@@ -69,17 +69,33 @@ def test_fc_flops_are_twice_the_weight_count():
     assert flops.forward_flops(cfg) == 2 * kernels
 
 
-def test_cnn_flops_count_each_kernel_at_every_output_position():
-    for task in ("mnist28", "cluttered60", "cluttered100"):
-        cfg = config_lib.resolve("cnn", task, {})
+def _feature_layers(model):
+    """The layers a CNN baseline applies before its FC layers, in order."""
+    if not hasattr(model, "convs"):
+        return [model.conv1, model.conv2]
+    layers = []
+    for i, conv in enumerate(model.convs):
+        layers.append(conv)
+        if i % 2 == 1:
+            layers.append(model.pool)
+    return layers
+
+
+@pytest.mark.parametrize("name, tasks", [
+    ("cnn", ("mnist28", "cluttered60", "cluttered100")),
+    ("cnn6", ("mnist28", "cluttered60", "cluttered250"))])
+def test_cnn_flops_count_each_kernel_at_every_output_position(name, tasks):
+    for task in tasks:
+        cfg = config_lib.resolve(name, task, {})
         model = _built(cfg)
         n = cfg.data.canvas_size
         x = np.zeros([1, n, n, 1], np.float32)
         want = 0
-        for conv in (model.conv1, model.conv2):
-            x = conv(x)
-            positions = x.shape[1] * x.shape[2]
-            want += 2 * positions * int(np.prod(conv.kernel.shape))
+        for layer in _feature_layers(model):
+            x = layer(x)
+            if hasattr(layer, "kernel"):  # a convolution, not the pool
+                want += 2 * x.shape[1] * x.shape[2] * int(np.prod(
+                    layer.kernel.shape))
         want += 2 * sum(int(np.prod(d.kernel.shape))
                         for d in (model.fc, model.out))
         assert flops.forward_flops(cfg) == want, task
@@ -94,24 +110,6 @@ def test_cnn6_flops_on_cluttered100_by_hand():
     assert want == 49_820_800
     cfg = config_lib.resolve("cnn6", "cluttered100", {})
     assert flops.forward_flops(cfg) == want
-
-
-def test_cnn6_flops_count_each_kernel_at_every_output_position():
-    for task in ("mnist28", "cluttered60", "cluttered250"):
-        cfg = config_lib.resolve("cnn6", task, {})
-        model = _built(cfg)
-        n = cfg.data.canvas_size
-        x = np.zeros([1, n, n, 1], np.float32)
-        want = 0
-        for i, conv in enumerate(model.convs):
-            x = conv(x)
-            want += 2 * x.shape[1] * x.shape[2] * int(np.prod(
-                conv.kernel.shape))
-            if i % 2 == 1:
-                x = model.pool(x)
-        want += 2 * sum(int(np.prod(d.kernel.shape))
-                        for d in (model.fc, model.out))
-        assert flops.forward_flops(cfg) == want, task
 
 
 def test_forward_flops_of_attention_models_do_not_grow_with_the_canvas():
