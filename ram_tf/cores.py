@@ -1,4 +1,5 @@
-"""RAM's core networks f_h: h_t = f_h(h_{t-1}, g_t) (Mnih et al. 2014, Sec. 3.1).
+"""RAM's core networks f_h: h_t = f_h(h_{t-1}, g_t) (Mnih et al. 2014,
+Sec. 3.1).
 
 - `CoreNetwork`: an LSTM cell, the core of the seed project and of DRAM's
   two recurrent layers (Ba et al. 2015).

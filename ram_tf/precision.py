@@ -1,12 +1,12 @@
 """bfloat16 operand matmuls, and the kernel casts of inference copies.
 
 With `matmul_dtype` "bfloat16", the matmuls of the glimpse network and the
-core (LSTM or rectifier, `ram_tf.networks`; forward and backward, most of a RAM update's
-FLOPs) take bfloat16 operands, which oneDNN runs on AVX512-BF16 / AMX; the
-weights, biases, activations, LSTM cell state and everything downstream
-stay float32 (`dense` and `lstm_step`). Only the matmuls: bfloat16
-element-wise ops ran slower than float32 ones (docs/performance.md,
-"Design decisions").
+core (LSTM or rectifier, `ram_tf.networks`; forward and backward, most of
+a RAM update's FLOPs) take bfloat16 operands, which oneDNN runs on
+AVX512-BF16 / AMX; the weights, biases, activations, LSTM cell state and
+everything downstream stay float32 (`dense` and `lstm_step`). Only the
+matmuls: bfloat16 element-wise ops ran slower than float32 ones
+(docs/performance.md, "Design decisions").
 
 Inference copies (`ram_tf.export`) may hold their kernels already cast
 (`frozen_kernels`), so that a traced forward casts only its activations.

@@ -149,3 +149,25 @@ def straight10(tmp_path_factory, mnist_dir, cache_dir):
                                 evaluate_test=False)
     assert logged_updates(workdir) == [3, 6, 9, 10]
     return run_weights(workdir)
+
+
+@pytest.fixture(scope="session")
+def tiny_export(mnist_dir, cache_dir, tmp_path_factory):
+    """A 3-update RAM on mnist28 (helpers.TINY) exported as a SavedModel
+    and a TFLite file, both scored; with 64 test images in [0, 1]."""
+    from helpers import train_tiny
+
+    from ram_tf import datasets
+    from ram_tf import export
+
+    root = tmp_path_factory.mktemp("export")
+    workdir = str(root / "run")
+    cfg = train_tiny(workdir)
+    out = str(root / "models")
+    sm = export.export_run(workdir, out=out, score=True)
+    tfl = export.export_run(workdir, out=out, fmt="tflite", score=True)
+    test = datasets.fixed_arrays(cfg.data, "test")
+    images = test["image"][:64].astype(np.float32) / 255.0
+    return {"workdir": workdir, "out": out, "sm": sm, "tflite": tfl,
+            "images": images, "base": os.path.join(out, "ram_mnist28"),
+            "test": test}

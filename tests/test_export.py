@@ -1,4 +1,5 @@
-"""SavedModel and TFLite exports: signatures, parity, REST body, atomicity."""
+"""SavedModel and TFLite exports: signatures, parity, REST body, atomicity,
+rollout chains. (bfloat16 exports: test_export_bfloat16.py.)"""
 
 import json
 import os
@@ -12,7 +13,6 @@ from helpers import TINY
 from helpers import exported_error
 from helpers import train_tiny
 
-from ram_tf import datasets
 from ram_tf import export
 from ram_tf import inference
 from ram_tf import training
@@ -27,34 +27,20 @@ def _json(path):
     return json.loads(_text(path))
 
 
-@pytest.fixture(scope="module")
-def exported(mnist_dir, cache_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("export")
-    workdir = str(root / "run")
-    cfg = train_tiny(workdir)
-    out = str(root / "models")
-    sm = export.export_run(workdir, out=out, score=True)
-    tfl = export.export_run(workdir, out=out, fmt="tflite", score=True)
-    test = datasets.fixed_arrays(cfg.data, "test")
-    images = test["image"][:64].astype(np.float32) / 255.0
-    return {"workdir": workdir, "out": out, "sm": sm, "tflite": tfl,
-            "images": images, "base": os.path.join(out, "ram_mnist28"),
-            "test": test}
-
-
-def test_layout_and_manifest(exported):
-    assert exported["sm"]["path"].endswith(os.path.join("ram_mnist28", "1"))
-    assert os.path.exists(os.path.join(exported["sm"]["path"],
+def test_layout_and_manifest(tiny_export):
+    assert tiny_export["sm"]["path"].endswith(os.path.join("ram_mnist28", "1"))
+    assert os.path.exists(os.path.join(tiny_export["sm"]["path"],
                                        "saved_model.pb"))
-    manifest = _json(os.path.join(exported["base"], "MANIFEST.json"))
+    manifest = _json(os.path.join(tiny_export["base"], "MANIFEST.json"))
     assert manifest["task"] == "mnist28"
     assert manifest["config"]["glimpse"]["num_glimpses"] == 3
     for key in ("1", "model_fp32.tflite"):
         entry = manifest["artefacts"][key]
         assert entry["sha256"] == export.sha256(
-            os.path.join(exported["base"], key))
-        assert entry["test_error"] == pytest.approx(exported_error(
-            os.path.join(exported["base"], key), exported["test"]), abs=1e-9)
+            os.path.join(tiny_export["base"], key))
+        path = os.path.join(tiny_export["base"], key)
+        assert entry["test_error"] == pytest.approx(
+            exported_error(path, tiny_export["test"]), abs=1e-9)
         assert entry["test_images"] == 10000
         assert entry["updates"] == entry["planned_updates"] == 3
     assert manifest["artefacts"]["1"]["glimpse_backend"] == "matmul"
@@ -63,31 +49,31 @@ def test_layout_and_manifest(exported):
     # SavedModel and TFLite score the same on the full test set.
     assert manifest["artefacts"]["1"]["test_error"] == manifest[
         "artefacts"]["model_fp32.tflite"]["test_error"]
-    assert not [n for n in os.listdir(exported["base"])
+    assert not [n for n in os.listdir(tiny_export["base"])
                 if n.startswith(".")]
 
 
-def test_signatures_are_the_public_api(exported):
-    loaded = tf.saved_model.load(exported["sm"]["path"])
+def test_signatures_are_the_public_api(tiny_export):
+    loaded = tf.saved_model.load(tiny_export["sm"]["path"])
     assert set(loaded.signatures) == {"serving_default", "monte_carlo"}
     sig = loaded.signatures["serving_default"]
     spec = sig.structured_input_signature[1]
     assert list(spec) == ["images"]
     assert spec["images"].shape.as_list() == [None, 28, 28, 1]
     assert spec["images"].dtype == tf.float32
-    out = sig(images=tf.constant(exported["images"][:3]))
+    out = sig(images=tf.constant(tiny_export["images"][:3]))
     assert out["probabilities"].shape == (3, 10)
     assert out["classes"].dtype == tf.int64
     assert out["locations"].shape == (3, 3, 2)
     np.testing.assert_array_equal(out["locations"][:, 0], 0.0)
 
 
-def test_keras_savedmodel_and_tflite_agree(exported):
-    _, model = training.load_run(exported["workdir"])
-    x = exported["images"]
+def test_keras_savedmodel_and_tflite_agree(tiny_export):
+    _, model = training.load_run(tiny_export["workdir"])
+    x = tiny_export["images"]
     keras_probs = tf.nn.softmax(model(x)["logits"]).numpy()
-    sm = inference.load_exported(exported["sm"]["path"])(x)
-    tfl = inference.load_exported(exported["tflite"]["path"])(x)
+    sm = inference.load_exported(tiny_export["sm"]["path"])(x)
+    tfl = inference.load_exported(tiny_export["tflite"]["path"])(x)
     np.testing.assert_array_equal(sm["classes"], keras_probs.argmax(-1))
     np.testing.assert_array_equal(tfl["classes"], sm["classes"])
     np.testing.assert_allclose(sm["probabilities"], keras_probs, atol=1e-6)
@@ -96,10 +82,10 @@ def test_keras_savedmodel_and_tflite_agree(exported):
     np.testing.assert_allclose(tfl["locations"], sm["locations"], atol=1e-5)
 
 
-def test_monte_carlo_signature_is_seeded(exported):
-    sig = tf.saved_model.load(exported["sm"]["path"]).signatures[
+def test_monte_carlo_signature_is_seeded(tiny_export):
+    sig = tf.saved_model.load(tiny_export["sm"]["path"]).signatures[
         "monte_carlo"]
-    x = tf.constant(exported["images"][:8])
+    x = tf.constant(tiny_export["images"][:8])
     a = sig(images=x, seed=tf.constant([1, 2]))["probabilities"].numpy()
     b = sig(images=x, seed=tf.constant([1, 2]))["probabilities"].numpy()
     c = sig(images=x, seed=tf.constant([3, 4]))["probabilities"].numpy()
@@ -108,10 +94,10 @@ def test_monte_carlo_signature_is_seeded(exported):
     np.testing.assert_allclose(a.sum(-1), 1.0, atol=1e-5)
 
 
-def test_tflite_has_builtin_ops_only(exported):
+def test_tflite_has_builtin_ops_only(tiny_export):
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=exported["tflite"]["path"])
+    interpreter = Interpreter(model_path=tiny_export["tflite"]["path"])
     names = {op["op_name"] for op in interpreter._get_ops_details()}
     assert names and not any(n.startswith("Flex") or n == "CUSTOM"
                              for n in names), names
@@ -121,8 +107,9 @@ def test_tflite_has_builtin_ops_only(exported):
 def _rest_predict(loaded, body):
     """TF Serving's `:predict` of a loaded SavedModel on a JSON body, as
     its REST API defines the two formats: "instances" (rows: one batch
-    element each, the only input unnamed) answers {"predictions": [{output: value}, ...]}, "inputs"
-    (columns: {input: batch}) answers {"outputs": {output: batch}}. Inputs
+    element each, the only input unnamed) answers
+    {"predictions": [{output: value}, ...]}; "inputs" (columns:
+    {input: batch}) answers {"outputs": {output: batch}}. Inputs
     take the signature's dtypes; the answer goes back through JSON."""
     request = json.loads(body)
     sig = loaded.signatures[
@@ -141,14 +128,14 @@ def _rest_predict(loaded, body):
     return json.loads(json.dumps(answer))
 
 
-def test_rest_row_format_answers_as_the_keras_model(exported):
+def test_rest_row_format_answers_as_the_keras_model(tiny_export):
     # The body of: curl -d @body.json host:8501/v1/models/ram_mnist28:predict
-    x = exported["images"][:5]
+    x = tiny_export["images"][:5]
     body = json.dumps({"signature_name": "serving_default",
                        "instances": x.tolist()})
-    loaded = tf.saved_model.load(exported["sm"]["path"])
+    loaded = tf.saved_model.load(tiny_export["sm"]["path"])
     answer = _rest_predict(loaded, body)["predictions"]
-    _, model = training.load_run(exported["workdir"])
+    _, model = training.load_run(tiny_export["workdir"])
     out = model(x)
     probs = tf.nn.softmax(out["logits"]).numpy()
     assert len(answer) == 5
@@ -159,10 +146,10 @@ def test_rest_row_format_answers_as_the_keras_model(exported):
                                out["locations"].numpy(), atol=1e-6)
 
 
-def test_rest_columnar_monte_carlo_body_is_seeded(exported):
+def test_rest_columnar_monte_carlo_body_is_seeded(tiny_export):
     # docs/serving.md's monte_carlo body: the seed is not per image.
-    x = exported["images"][:4].tolist()
-    loaded = tf.saved_model.load(exported["sm"]["path"])
+    x = tiny_export["images"][:4].tolist()
+    loaded = tf.saved_model.load(tiny_export["sm"]["path"])
 
     def outputs(seed):
         body = json.dumps({"signature_name": "monte_carlo",
@@ -176,11 +163,11 @@ def test_rest_columnar_monte_carlo_body_is_seeded(exported):
                                atol=1e-5)
 
 
-def test_saved_model_cli_runs_the_signature(exported, tmp_path):
-    np.save(tmp_path / "x.npy", exported["images"][:2])
+def test_saved_model_cli_runs_the_signature(tiny_export, tmp_path):
+    np.save(tmp_path / "x.npy", tiny_export["images"][:2])
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     result = subprocess.run(
-        [cli, "run", "--dir", exported["sm"]["path"], "--tag_set", "serve",
+        [cli, "run", "--dir", tiny_export["sm"]["path"], "--tag_set", "serve",
          "--signature_def", "serving_default", "--inputs",
          f"images={tmp_path / 'x.npy'}"],
         capture_output=True, text=True, timeout=300)
@@ -194,20 +181,20 @@ def test_saved_model_cli_runs_the_signature(exported, tmp_path):
     (np.zeros((2, 28, 28, 3), np.float32), r"\[batch, 28, 28, 1\]"),
     (np.zeros((2, 28, 28, 1), np.uint8), "dtype uint8"),
 ])
-def test_bad_inputs_name_what_is_expected(exported, bad, match):
+def test_bad_inputs_name_what_is_expected(tiny_export, bad, match):
     for key in ("sm", "tflite"):
-        fn = inference.load_exported(exported[key]["path"])
+        fn = inference.load_exported(tiny_export[key]["path"])
         with pytest.raises(inference.InputError, match=match):
             fn(bad)
 
 
 def test_failed_export_leaves_nothing_and_versions_are_never_touched(
-        exported, monkeypatch):
-    base = exported["base"]
+        tiny_export, monkeypatch):
+    base = tiny_export["base"]
     before = export.sha256(os.path.join(base, "1"))
     manifest = _text(os.path.join(base, "MANIFEST.json"))
     with pytest.raises(export.ExportError, match="exists"):
-        export.export_run(exported["workdir"], out=exported["out"],
+        export.export_run(tiny_export["workdir"], out=tiny_export["out"],
                           version=1, score=False)
 
     def broken(model, path, mc_samples=10, **kwargs):
@@ -218,7 +205,7 @@ def test_failed_export_leaves_nothing_and_versions_are_never_touched(
 
     monkeypatch.setattr(export, "write_saved_model", broken)
     with pytest.raises(KeyboardInterrupt):
-        export.export_run(exported["workdir"], out=exported["out"],
+        export.export_run(tiny_export["workdir"], out=tiny_export["out"],
                           version=2, score=False)
     assert sorted(n for n in os.listdir(base) if not n.endswith(
         ".tflite")) == ["1", "MANIFEST.json"]
@@ -226,10 +213,10 @@ def test_failed_export_leaves_nothing_and_versions_are_never_touched(
     assert _text(os.path.join(base, "MANIFEST.json")) == manifest
 
 
-def test_keras_model_rebuilt_from_an_export_matches_it(exported):
-    _, model = export.keras_from_export(exported["base"])
-    x = exported["images"][:8]
-    sm = inference.load_exported(exported["sm"]["path"])(x)
+def test_keras_model_rebuilt_from_an_export_matches_it(tiny_export):
+    _, model = export.keras_from_export(tiny_export["base"])
+    x = tiny_export["images"][:8]
+    sm = inference.load_exported(tiny_export["sm"]["path"])(x)
     probs = tf.nn.softmax(model(x)["logits"]).numpy()
     np.testing.assert_allclose(probs, sm["probabilities"], atol=1e-6)
 
@@ -261,25 +248,25 @@ def _split_counts(path):
             for node in fn.node_def if node.op in ("Split", "SplitV")]
 
 
-def test_rollout_chains_cut_the_batch_and_change_no_answer(exported,
+def test_rollout_chains_cut_the_batch_and_change_no_answer(tiny_export,
                                                           tmp_path):
     out = str(tmp_path)
-    one = export.export_run(exported["workdir"], out=out, name="one",
+    one = export.export_run(tiny_export["workdir"], out=out, name="one",
                             chains=1, score=False)
-    three = export.export_run(exported["workdir"], out=out, name="three",
+    three = export.export_run(tiny_export["workdir"], out=out, name="three",
                               chains=3, score=False)
     # The default export (the fixture) has 2 chains, in its manifest and
     # in its graph: the batch is cut into that many slices.
-    assert exported["sm"]["chains"] == 2
+    assert tiny_export["sm"]["chains"] == 2
     assert (one["chains"], three["chains"]) == (1, 3)
-    assert 2 in _split_counts(exported["sm"]["path"])
+    assert 2 in _split_counts(tiny_export["sm"]["path"])
     assert 3 in _split_counts(three["path"])
     assert 2 not in _split_counts(one["path"])
     signatures = [tf.saved_model.load(e["path"]).signatures
-                  for e in (one, exported["sm"], three)]
+                  for e in (one, tiny_export["sm"], three)]
     # Batches smaller than, equal to, and not divisible by the chains.
     for n in (1, 2, 5, 64):
-        x = tf.constant(exported["images"][:n])
+        x = tf.constant(tiny_export["images"][:n])
         outs = [s["serving_default"](images=x) for s in signatures]
         mc = [s["monte_carlo"](images=x, seed=tf.constant([5, 6]))
               for s in signatures]
@@ -293,18 +280,18 @@ def test_rollout_chains_cut_the_batch_and_change_no_answer(exported,
                                        mc[0]["probabilities"], atol=1e-6)
 
 
-def test_monte_carlo_signature_averages_the_seeded_rollouts(exported):
+def test_monte_carlo_signature_averages_the_seeded_rollouts(tiny_export):
     """The signature's answer, recomputed from the Keras model: M rollouts
     per image with noise N(0, 1) [B M, A, 2] drawn statelessly from the
     seed, softmax, mean over the M copies."""
-    config, model = training.load_run(exported["workdir"])
+    config, model = training.load_run(tiny_export["workdir"])
     m = config.train.mc_samples
-    x = exported["images"][:6]
+    x = tiny_export["images"][:6]
     seed = tf.constant([7, 8])
     noise = tf.random.stateless_normal([6 * m, model.num_actions, 2], seed)
     out = model(x, sample=True, repeats=m, noise=noise)
     want = tf.nn.softmax(out["logits"]).numpy().reshape(6, m, 10).mean(1)
-    got = tf.saved_model.load(exported["sm"]["path"]).signatures[
+    got = tf.saved_model.load(tiny_export["sm"]["path"]).signatures[
         "monte_carlo"](images=tf.constant(x), seed=seed)
     np.testing.assert_allclose(got["probabilities"], want, atol=1e-6)
     np.testing.assert_allclose(got["locations"],
@@ -312,9 +299,9 @@ def test_monte_carlo_signature_averages_the_seeded_rollouts(exported):
 
 
 @pytest.mark.parametrize("chains", [0, -1, 1.5, True])
-def test_export_refuses_a_bad_chain_count(exported, chains, tmp_path):
+def test_export_refuses_a_bad_chain_count(tiny_export, chains, tmp_path):
     with pytest.raises(export.ExportError, match="positive integer"):
-        export.export_run(exported["workdir"], out=str(tmp_path),
+        export.export_run(tiny_export["workdir"], out=str(tmp_path),
                           chains=chains, score=False)
     assert not os.listdir(tmp_path)
 
@@ -332,93 +319,3 @@ def test_cli_export_default_is_the_library_default():
     option = next(p for p in export_command.params if p.name == "precision")
     assert tuple(option.type.choices) == export.EXPORT_PRECISIONS
     assert option.default == "float32"
-
-
-def test_cli_export_refuses_bfloat16_tflite(exported, tmp_path):
-    from click.testing import CliRunner
-
-    from ram_tf_cli.main import cli
-
-    result = CliRunner().invoke(cli, [
-        "export", exported["workdir"], "--format", "tflite", "--precision",
-        "mixed_bfloat16", "--out", str(tmp_path)])
-    assert result.exit_code != 0
-    assert "saved_model only" in result.output
-    assert not os.listdir(tmp_path)
-
-
-def test_bfloat16_export_is_the_bfloat16_model_with_kernels_cast_once(
-        exported, tmp_path):
-    """--precision mixed_bfloat16: the SavedModel computes what the Keras
-    model trained in mixed_bfloat16 computes (its matmuls cast the float32
-    kernels in every call), from kernels cast once into constants; the
-    manifest says so and its test error is the artefact's own."""
-    config, trained = training.load_run(exported["workdir"])
-    entry = export.export_run(exported["workdir"], out=str(tmp_path),
-                              precision="mixed_bfloat16", score=True)
-    manifest = _json(os.path.join(tmp_path, "ram_mnist28", "MANIFEST.json"))
-    assert manifest["artefacts"]["1"]["precision"] == "mixed_bfloat16"
-    assert exported["sm"]["precision"] == "float32"  # the default
-    # The bfloat16 version's own score, not the float32 one's.
-    assert entry["test_error"] == pytest.approx(exported_error(
-        entry["path"], exported["test"]), abs=1e-9)
-    reference = type(trained).from_config(
-        {**trained.get_config(), "precision": "mixed_bfloat16"})
-    x = exported["images"]
-    reference(x[:1])
-    reference.set_weights(trained.get_weights())
-    reference.sensor.product_dtype = "bfloat16"  # the export's sensor too
-    want = tf.nn.softmax(reference(x)["logits"]).numpy()
-    got = inference.load_exported(entry["path"])(x)
-    np.testing.assert_allclose(got["probabilities"], want, atol=1e-6)
-    # Rebuilt from the export (for `ram-tf visualize`): bfloat16 too.
-    _, rebuilt = export.keras_from_export(entry["path"] + os.sep)
-    assert rebuilt.matmul_dtype == "bfloat16"
-    np.testing.assert_allclose(
-        tf.nn.softmax(rebuilt(x)["logits"]).numpy(), want, atol=1e-6)
-    assert rebuilt.sensor.product_dtype == "bfloat16"
-    # bfloat16 products, not float32 ones: the answers differ a little.
-    fp32 = inference.load_exported(exported["sm"]["path"])(x)
-    assert not np.allclose(got["probabilities"], fp32["probabilities"],
-                           atol=1e-7)
-    np.testing.assert_allclose(got["probabilities"], fp32["probabilities"],
-                               atol=0.05)
-
-
-def test_bfloat16_serving_copy_casts_activations_not_kernels(exported):
-    # One Cast to bfloat16 per bfloat16 MatMul (its activation operand):
-    # the kernels arrive as bfloat16 constants. The training model casts
-    # both operands, two per MatMul. (The sensor's casts, of the image in
-    # the export, are not counted: its tables are bfloat16 constants.)
-    _, trained = training.load_run(exported["workdir"])
-    trained.input_hwc = (28, 28, 1)
-
-    def counts(model):
-        fn = tf.function(lambda x: model.rollouts(x)["logits"])
-        graph = fn.get_concrete_function(
-            tf.TensorSpec([4, 28, 28, 1])).graph
-        ops = graph.get_operations()
-        casts = sum(op.type == "Cast" and op.get_attr("DstT") == tf.bfloat16
-                    and "glimpse_sensor" not in op.name for op in ops)
-        matmuls = sum(op.type == "MatMul" and op.get_attr("T") == tf.bfloat16
-                      for op in ops)
-        return casts, matmuls
-
-    served = export.serving_model(trained, precision="mixed_bfloat16")
-    casts, matmuls = counts(served)
-    assert matmuls > 0 and casts == matmuls
-    training_copy = type(trained).from_config(
-        {**trained.get_config(), "precision": "mixed_bfloat16"})
-    training_copy(tf.zeros([1, 28, 28, 1]))
-    assert counts(training_copy) == (2 * matmuls, matmuls)
-
-
-@pytest.mark.parametrize("kwargs,match", [
-    ({"precision": "bfloat16"}, "precision='bfloat16'; allowed"),
-    ({"precision": "mixed_bfloat16", "fmt": "tflite"}, "SavedModels"),
-])
-def test_export_refuses_a_bad_precision(exported, kwargs, match, tmp_path):
-    with pytest.raises(export.ExportError, match=match):
-        export.export_run(exported["workdir"], out=str(tmp_path),
-                          score=False, **kwargs)
-    assert not os.listdir(tmp_path)

@@ -1,6 +1,6 @@
-"""The layer contract of every sub-network (`ram_tf.networks`, `ram_tf.cores`) and of the
-sensor: build from a shape, call, output shape, get_config round trip, and
-the weight count against its formula."""
+"""The layer contract of every sub-network (`ram_tf.networks`,
+`ram_tf.cores`) and of the sensor: build from a shape, call, output shape,
+get_config round trip, and the weight count against its formula."""
 
 import math
 

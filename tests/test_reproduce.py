@@ -345,7 +345,8 @@ def test_an_interrupted_row_continues_where_it_stopped(
                                       "0"])
     assert result.exit_code == 0, result.output
     assert "1 rows to train" in result.output
-    assert logged_updates(os.path.join(runs, e.id)) == [2, 4]  # the first epoch was not trained again
+    # The first epoch was not trained again.
+    assert logged_updates(os.path.join(runs, e.id)) == [2, 4]
     assert repro.status(e, runs, results).state == "done"
 
 
