@@ -27,7 +27,7 @@ setup(
     extras_require={
         "tflite": ["ai-edge-litert==2.3.0; sys_platform != 'win32'"],
         "onnx": ["tf2onnx==1.17.0", "onnx>=1.16", "onnxruntime>=1.17"],
-        "test": ["pytest>=8"],
+        "test": ["pytest>=8", "pytest-xdist>=3"],
     },
     entry_points={"console_scripts": ["ram-tf = ram_tf_cli.main:main"]},
 )

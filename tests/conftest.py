@@ -10,7 +10,12 @@ marked `slow`, and fail when the real files are missing: set
 
 `straight10` trains, once per session, the uninterrupted run that the
 resume and divergence tests (test_resume.py, test_training.py) compare
-their weights with.
+their weights with; `tiny_export` exports a tiny run once for the export
+tests.
+
+Under `pytest -n 2` (pytest-xdist, the README's command) each worker is a
+session of its own, with its own temporary folders and session fixtures:
+no test shares files with a test of the other worker.
 """
 
 import gzip
