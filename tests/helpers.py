@@ -12,11 +12,18 @@ import json
 import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from ram_tf import config as config_lib
 from ram_tf import datasets
 from ram_tf import training
+
+# For in-process bf16 tests about what runs: where TensorFlow loaded with
+# oneDNN off (CPUs without bf16 units), bf16 rightly warns that it is
+# emulated, and `filterwarnings = error` would fail the test on that alone.
+BF16_EMULATION_OK = pytest.mark.filterwarnings(
+    "ignore:machine.precision='mixed_bfloat16' with TensorFlow's oneDNN")
 
 # A RAM small enough for a few updates in seconds: the number of updates
 # and the precision are the test's to choose (precision stays "auto", so a

@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import BF16_EMULATION_OK
 
 from ram_tf import benchmark
 from ram_tf import runtime
@@ -80,10 +81,7 @@ def test_benchmark_times_the_sensor_backend_asked_for(mnist_dir):
     assert result.exit_code == 2 and "machine.xla" in result.output
 
 
-# In-process: where TensorFlow loaded with oneDNN off (CPUs without bf16
-# units), bf16 rightly warns that it is emulated; this test is about what runs.
-@pytest.mark.filterwarnings(
-    "ignore:machine.precision='mixed_bfloat16' with TensorFlow's oneDNN")
+@BF16_EMULATION_OK
 def test_benchmark_in_bf16_also_times_the_bf16_matmul(mnist_dir):
     result = CliRunner().invoke(cli, [
         "benchmark", "--task", "mnist28", "--batch-size", "2",

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 from helpers import TINY
 from helpers import exported_error
+from helpers import read_json
 from helpers import train_tiny
 
 from ram_tf import export
@@ -23,15 +24,13 @@ def _text(path):
         return f.read()
 
 
-def _json(path):
-    return json.loads(_text(path))
 
 
 def test_layout_and_manifest(tiny_export):
     assert tiny_export["sm"]["path"].endswith(os.path.join("ram_mnist28", "1"))
     assert os.path.exists(os.path.join(tiny_export["sm"]["path"],
                                        "saved_model.pb"))
-    manifest = _json(os.path.join(tiny_export["base"], "MANIFEST.json"))
+    manifest = read_json(os.path.join(tiny_export["base"], "MANIFEST.json"))
     assert manifest["task"] == "mnist28"
     assert manifest["config"]["glimpse"]["num_glimpses"] == 3
     for key in ("1", "model_fp32.tflite"):

@@ -1,7 +1,6 @@
 """SavedModels exported in bfloat16 (`--precision mixed_bfloat16`): what
 they compute, how they cast, and the precisions an export refuses."""
 
-import json
 import os
 
 import numpy as np
@@ -9,16 +8,12 @@ import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 from helpers import exported_error
+from helpers import read_json
 
 from ram_tf import export
 from ram_tf import inference
 from ram_tf import training
 from ram_tf_cli.main import cli
-
-
-def _json(path):
-    with open(path) as f:
-        return json.load(f)
 
 
 def test_cli_export_refuses_bfloat16_tflite(tiny_export, tmp_path):
@@ -39,7 +34,7 @@ def test_bfloat16_export_is_the_bfloat16_model_with_kernels_cast_once(
     config, trained = training.load_run(tiny_export["workdir"])
     entry = export.export_run(tiny_export["workdir"], out=str(tmp_path),
                               precision="mixed_bfloat16", score=True)
-    manifest = _json(os.path.join(tmp_path, "ram_mnist28", "MANIFEST.json"))
+    manifest = read_json(os.path.join(tmp_path, "ram_mnist28", "MANIFEST.json"))
     assert manifest["artefacts"]["1"]["precision"] == "mixed_bfloat16"
     assert tiny_export["sm"]["precision"] == "float32"  # the default
     # The bfloat16 version's own score, not the float32 one's.

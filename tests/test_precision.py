@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import BF16_EMULATION_OK
 
 from ram_tf import config as config_lib
 from ram_tf import precision
@@ -279,10 +280,7 @@ def test_bf16_with_onednn_off_warns():
     assert out.count("TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow loads") == 1
 
 
-# In-process: where TensorFlow loaded with oneDNN off (CPUs without bf16
-# units), bf16 rightly warns that it is emulated; this test is about what runs.
-@pytest.mark.filterwarnings(
-    "ignore:machine.precision='mixed_bfloat16' with TensorFlow's oneDNN")
+@BF16_EMULATION_OK
 def test_cli_trains_in_bf16_and_resumes_in_float32(mnist_dir, cache_dir,
                                                    tmp_path):
     from click.testing import CliRunner
