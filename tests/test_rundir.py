@@ -14,16 +14,12 @@ import pytest
 from helpers import TINY
 from helpers import TINY_FLAGS
 from helpers import logged_updates
+from helpers import read_json
 from helpers import tiny32
 
 from ram_tf import rundir
 from ram_tf import runlock
 from ram_tf import training
-
-
-def _json(path):
-    with open(path) as f:
-        return json.load(f)
 
 
 def _ram_tf(*args, timeout=300):
@@ -100,11 +96,12 @@ def test_a_second_trainer_is_refused_and_a_killed_ones_lock_taken_over(
     # The killed trainer's lock file stays; the next run takes it over.
     with open(os.path.join(workdir, "lock")) as f:
         assert f.read().split()[0] == str(first.pid)
-    done = _json(progress)["updates"]
+    done = read_json(progress)["updates"]
     third = _ram_tf("train", *flags, "--steps", str(done + 3))
     assert third.returncode == 0, third.stderr[-2000:]
     assert f"taking over the lock of pid {first.pid}" in third.stderr
-    assert _json(os.path.join(workdir, "results.json"))["updates"] == done + 3
+    results = read_json(os.path.join(workdir, "results.json"))
+    assert results["updates"] == done + 3
     assert not os.path.exists(os.path.join(workdir, "lock"))
 
 
@@ -144,7 +141,7 @@ def test_a_kill_during_a_json_write_leaves_the_old_file(tmp_path):
         "from ram_tf import rundir\n"
         "rundir.write_json(sys.argv[1], {'updates': 6})")
     assert code == -signal.SIGKILL, err[-2000:]
-    assert _json(path) == {"updates": 3}
+    assert read_json(path) == {"updates": 3}
     # The cut temp file is a leftover the next run removes.
     assert sorted(os.listdir(tmp_path)) == ["progress.json",
                                             "progress.json.tmp"]
@@ -167,7 +164,7 @@ def test_a_kill_during_a_manifest_write_leaves_the_old_one(tmp_path):
         "from ram_tf import manifest\n"
         "manifest.write(sys.argv[1], {'artefacts': {'1': {}, '2': {}}})")
     assert code == -signal.SIGKILL, err[-2000:]
-    assert _json(os.path.join(base, "MANIFEST.json")) == {
+    assert read_json(os.path.join(base, "MANIFEST.json")) == {
         "artefacts": {"1": {}}}
     temps = [n for n in os.listdir(base) if n != "MANIFEST.json"]
     assert len(temps) == 1 and temps[0].startswith(".MANIFEST."), temps
@@ -247,7 +244,7 @@ def test_a_garbage_checkpoint_state_file_does_not_restart_from_zero(
                   "--verbose", "0")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "resuming at update 6 of 9 (ckpt-2)" in out.stdout + out.stderr
-    assert _json(os.path.join(workdir, "results.json"))["updates"] == 9
+    assert read_json(os.path.join(workdir, "results.json"))["updates"] == 9
     assert logged_updates(workdir) == [3, 6, 9]  # one epoch more, not three
     with open(os.path.join(workdir, "checkpoints", "checkpoint")) as f:
         assert f.readline() == 'model_checkpoint_path: "ckpt-3"\n'
@@ -275,7 +272,7 @@ def test_a_damaged_latest_checkpoint_falls_back_and_leftovers_go(
     assert "could not read checkpoint ckpt-3 (" in out.stderr
     assert "); using the one before it, ckpt-2" in out.stderr
     assert "removed leftovers of an interrupted run" in out.stdout
-    assert _json(os.path.join(workdir, "results.json"))["updates"] == 12
+    assert read_json(os.path.join(workdir, "results.json"))["updates"] == 12
     assert logged_updates(workdir) == [3, 6, 9, 12]
     assert sorted(os.listdir(ckpts)) == [
         "checkpoint", "ckpt-3.data-00000-of-00001", "ckpt-3.index",
@@ -345,7 +342,7 @@ def test_evaluate_with_truncated_weights_uses_the_checkpoint(finished_run):
     assert "model.weights.h5 cannot be read" in out.stderr
     assert "Traceback" not in out.stderr
     scores = json.loads(out.stdout)
-    results = _json(os.path.join(finished_run, "results.json"))
+    results = read_json(os.path.join(finished_run, "results.json"))
     # The last checkpoint holds the final weights: the same test error.
     for key in ("test_error_deterministic", "test_error_mc"):
         assert scores[key] == results[key]
@@ -363,11 +360,11 @@ def test_evaluate_uses_the_precision_the_run_trained_with(finished_run):
     # An "auto" run that resolved to bfloat16 where it trained: evaluate
     # must not fall back to this process's resolution of "auto".
     config_path = os.path.join(finished_run, "config.json")
-    saved = _json(config_path)
+    saved = read_json(config_path)
     saved["machine"]["precision"] = "auto"
     rundir.write_json(config_path, saved)
     results_path = os.path.join(finished_run, "results.json")
-    rundir.write_json(results_path, {**_json(results_path),
+    rundir.write_json(results_path, {**read_json(results_path),
                                      "precision": "mixed_bfloat16"})
     out = _ram_tf("evaluate", finished_run, "--split", "validation")
     assert out.returncode == 0, out.stderr[-2000:]
