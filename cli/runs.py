@@ -150,7 +150,9 @@ def data(task, split, count, out, mnist_dir, data_dir, **settings):
               help="updates per timed block")
 @click.option("--precision", type=click.Choice(config_lib.PRECISIONS),
               default=None, help="machine.precision of the timed model "
-              "(exports are float32 either way) [default: the train default]")
+              "(the exports: float32, and bfloat16 on CPUs that multiply "
+              "it natively) "
+              "[default: the train default]")
 @click.option("--chains", type=click.IntRange(min=0), default=None,
               help="machine.chains of the timed model (0: automatic) "
               "[default: the train default]")
@@ -158,8 +160,8 @@ def data(task, split, count, out, mnist_dir, data_dir, **settings):
               default=None, help="machine.backend, the glimpse sensor of "
               "the timed model [default: the train default]")
 @click.option("--exported/--no-exported", default=True, show_default=True,
-              help="also time the exported SavedModels and TFLite file "
-              "(fresh processes; the slowest part)")
+              help="also time the exported SavedModels, TFLite file and ONNX "
+              "model (fresh processes; the slowest part)")
 @click.option("--json", "as_json", is_flag=True, help="print JSON only")
 @mnist_option
 @data_dir_option

@@ -3,17 +3,18 @@
 A run is fully described by an `ExperimentConfig` (model name, task name,
 the five experiment groups glimpse / core / policy / data / train, and the
 `machine` group). The experiment groups say what is computed; `machine`
-(`MachineConfig`: sensor backend, XLA, precision, chains, jit_compile) says
-how this machine computes it, and may differ between machines and on resume
-(see `ram_tf.training`). `resolve(model, task, overrides)` starts from the
-papers' defaults for that task and model (`ram_tf.presets`) and applies the
-overrides; `ram_tf.validation.validate` rejects impossible settings with a
-message that names the setting, the value received and what is allowed.
+(`MachineConfig`: sensor backend, XLA, precision, chains, jit_compile,
+distribute, replicas) says how this machine computes it, and may differ
+between machines and on resume (see `ram_tf.training`).
+`resolve(model, task, overrides)` starts from the papers' defaults for that
+task and model (`ram_tf.presets`) and applies the overrides;
+`ram_tf.validation.validate` rejects impossible settings with a message
+that names the setting, the value received and what is allowed.
 The resolved config is written as `config.json` into every run directory
 and read back with `ExperimentConfig.from_json`.
 
-Sizes follow Mnih et al. 2014 as implemented by PrincipalComponent/ram (see
-`../shared/docs/reference.md`).
+Sizes follow Mnih et al. 2014 as implemented by the seed project,
+PrincipalComponent/ram.
 """
 
 from __future__ import annotations
@@ -103,14 +104,14 @@ class CoreConfig:
       fc_units: hidden width of the fully connected baseline.
     """
 
-    glimpse_hidden: int = 128  # reference.md table: FC 144 -> 128
-    location_hidden: int = 128  # reference.md table: FC 2 -> 128
+    glimpse_hidden: int = 128  # PrincipalComponent/ram: FC 144 -> 128
+    location_hidden: int = 128  # PrincipalComponent/ram: FC 2 -> 128
     glimpse_units: int = 256  # -> 256 for both pathways
     core_units: int = 256  # LSTM 256 as in PrincipalComponent/ram
     core_cell: str = "lstm"  # PrincipalComponent/ram; Mnih et al.: rectifier
     core_layers: int = 1  # RAM 1; DRAM stacks 2 (Ba et al. 2014)
     context_size: int = 24  # DRAM: side of the downsampled whole image
-    context_filters: tuple = (32, 32)  # reference.md: {5x5, 32} -> {3x3, 32}
+    context_filters: tuple = (32, 32)  # the seed: {5x5, 32} -> {3x3, 32}
     context_kernels: tuple = (5, 3)
     # "area": on a 200x200 canvas bilinear alone keeps under 1 % of the ink
     # of one digit in 20 (docs/model.md, "The context network").
@@ -143,7 +144,7 @@ class PolicyConfig:
         every batch, as PrincipalComponent/ram did).
     """
 
-    std: float = 0.11  # reference.md; larger explores more, learns slower
+    std: float = 0.11  # the seed's; larger explores more, learns slower
     mean_bound: float = 1.0  # Mnih et al.: mu_t = tanh(FC(h_t))
     initial_location: str = "center"  # Mnih et al. start at the centre
     reinforce_weight: float = 1.0  # the location net sees only this term
@@ -199,7 +200,7 @@ class TrainConfig:
     Precision, chains and whole-step XLA are in `MachineConfig`.
     """
 
-    steps: int = 60_000  # RAM in reference.md
+    steps: int = 60_000  # RAM's recipe (the seed)
     batch_size: int = 32
     mc_samples: int = 10  # 32 images -> 320 rollouts per update
     learning_rate: float = 1e-3

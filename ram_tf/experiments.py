@@ -1,7 +1,7 @@
 """The registry of published results rows: one `Experiment` per row.
 
 Each row of the published tables (Mnih et al. 2014, NIPS proceedings and
-arXiv v1; the seed project PrincipalComponent/ram; `reference.md`) is an
+arXiv v1; the seed project PrincipalComponent/ram's README) is an
 `Experiment`: an id such as "ram6-cluttered60", the model and task, the
 settings that differ from their presets, the recipe's number of updates,
 and the figures it answers to. `ram-tf reproduce ID` trains exactly

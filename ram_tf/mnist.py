@@ -14,7 +14,7 @@ arrays in the same order:
   so an offline machine gets the one-line hint at once instead of minutes
   of retries.
 
-Splits (reference.md): train = the first 55,000 of TFDS's train split,
+Splits: train = the first 55,000 of TFDS's train split,
 validation = the remaining 5,000 (one twelfth of a smaller folder's train
 digits), test = the 10,000 test digits. TFDS orders examples by the md5 of
 the split name and each example's index (`tensorflow_datasets.core.hashing`);

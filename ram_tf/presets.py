@@ -63,7 +63,7 @@ TASKS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-# What each model changes from the defaults (reference.md).
+# What each model changes from the defaults (Ba et al. 2015; the seed).
 MODEL_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "ram": {},
     "dram": {"core": {"core_layers": 2}, "glimpse": {"num_scales": 2},

@@ -39,7 +39,7 @@ def test_every_setting_changes_the_preset():
 
 
 def test_rows_carry_the_papers_settings_and_figures():
-    # reference.md, "Published test errors", and the reproduce issues.
+    # The published tables: Mnih et al. 2014 and the seed's README.
     ram8 = registry.get("ram8-cluttered100").config()
     assert (ram8.glimpse.num_glimpses, ram8.glimpse.num_scales,
             ram8.glimpse.size, ram8.data.max_distractors) == (8, 3, 12, 8)
@@ -101,7 +101,7 @@ def test_wilson_interval_solves_the_score_equation():
             lhs = (error / 100 - bound) ** 2
             rhs = z * z * bound * (1 - bound) / n
             assert math.isclose(lhs, rhs, rel_tol=1e-9)
-    # About +-0.21 points at 1.2 % on 10,000 images (reference.md).
+    # About +-0.21 points at 1.2 % on 10,000 images.
     lo, hi = tables.wilson_interval(1.2, n)
     assert 0.4 < hi - lo < 0.44
 
