@@ -122,7 +122,7 @@ def run(config, *, repeats: int = 5, steps: int = 20,
            "precision": plan.precision,
            "precision_setting": m.precision, "chains": chains,
            "backend": m.backend,
-           "device": plan.device_name, "machine_plan": plan.to_dict(),
+           "device": plan.device_name, "machine_plan": plan.as_run(),
            "flops": flops,
            "repeats": repeats}
     if note:

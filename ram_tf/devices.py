@@ -87,6 +87,12 @@ class Plan:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def as_run(self) -> dict:
+        """`to_dict` with `onednn` what TensorFlow loaded: a
+        TF_ENABLE_ONEDNN_OPTS the user set wins over the plan's wish
+        (`runtime.prepare_tensorflow`), and a record says what ran."""
+        return {**self.to_dict(), "onednn": runtime.onednn_enabled()}
+
 
 class DeviceError(ValueError):
     """The machine settings ask for devices that are not here."""

@@ -287,7 +287,7 @@ def _train(config, workdir, plan, strategy, worker, verbose, evaluate_test,
         # What computed the last stretch of training (machine.precision may
         # be "auto", or changed on resume).
         "precision": precision,
-        "machine_plan": {**plan.to_dict(), "precision": precision,
+        "machine_plan": {**plan.as_run(), "precision": precision,
                          "chains": chains,
                          "distribute": config.machine.distribute,
                          "replicas_in_sync": replicas,

@@ -101,6 +101,19 @@ def test_the_plan_is_recorded_as_plain_json_values():
         "jit_compile": False}
 
 
+@pytest.mark.parametrize("loaded", [True, False])
+def test_a_run_records_the_kernels_tensorflow_loaded(monkeypatch, loaded):
+    from ram_tf import runtime
+
+    # The plan wishes for Eigen (float32 on AVX2), or oneDNN (bf16 on AMX);
+    # a TF_ENABLE_ONEDNN_OPTS the user set decides what loads.
+    monkeypatch.setattr(runtime, "onednn_enabled", lambda: loaded)
+    for cpu in (AVX2_CPU, AMX_CPU):
+        plan = devices.choose(machine(), cpu)
+        assert plan.onednn is (cpu is AMX_CPU)
+        assert plan.as_run() == {**plan.to_dict(), "onednn": loaded}
+
+
 def test_find_reads_this_machine():
     found = devices.find()
     assert found.cores >= 1 and found.cpu

@@ -38,6 +38,9 @@ def test_run_writes_config_logs_checkpoints_and_results(
     assert results["test_error_deterministic"] == pytest.approx(
         deterministic_error(workdir), abs=0.02)
     assert results["precision"] in ("float32", "mixed_bfloat16")
+    # The kernels that ran, whatever the plan wished for.
+    assert (results["machine_plan"]["onednn"]
+            == results["hardware"]["onednn"])
     assert set(results["versions"]) >= {"tensorflow", "keras", "ram_tf"}
     with open(os.path.join(workdir, "log.csv")) as f:
         rows = list(csv.DictReader(f))
