@@ -125,7 +125,12 @@ class GlimpseNetwork(keras.layers.Layer):
             layer, x, self.matmul_dtype, self.frozen.get(layer.name))
         h_g = fc(self.fc_glimpse, flat)
         h_l = fc(self.fc_location, tf.stop_gradient(locations))
-        return tf.nn.relu(fc(self.fc_what, h_g) + fc(self.fc_where, h_l))
+        # ReLU as max(z, 0): with oneDNN kernels, Grappler's remapper fuses
+        # MatMul + BiasAdd + Add + Relu here into a node with no op, and the
+        # training graph's function optimizer fails with error-level logs.
+        # Same values; the gradient differs only at z = 0.
+        return tf.maximum(fc(self.fc_what, h_g) + fc(self.fc_where, h_l),
+                          0.0)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0][0], self.units)

@@ -335,3 +335,36 @@ def test_rectifier_core_computes_relu_of_input_and_recurrence():
 def test_layers_refuse_impossible_arguments(make, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[")):
         make()
+
+
+def test_glimpse_network_gradient_graph_optimizes_cleanly_with_onednn():
+    """A training step's graph through the glimpse network, under oneDNN
+    kernels (the default on bf16 CPUs) in a fresh process: Grappler's
+    remapper once fused its output ReLU into a node with no op, and every
+    RAM and DRAM run logged `function_optimizer failed` errors."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import tensorflow as tf\n"
+        "from ram_tf.networks import GlimpseNetwork\n"
+        "layer = GlimpseNetwork(16, 8, 32)\n"
+        "patches = tf.random.normal([8, 2, 4, 4, 1])\n"
+        "loc = tf.random.uniform([8, 2], -1, 1)\n"
+        "layer((patches, loc))\n"
+        "@tf.function\n"
+        "def step(patches, loc):\n"
+        "    with tf.GradientTape() as tape:\n"
+        "        loss = tf.reduce_sum(layer((patches, loc)) ** 2)\n"
+        "    return tape.gradient(loss, layer.trainable_variables)\n"
+        "print(sum(float(tf.reduce_sum(g)) for g in step(patches, loc)))\n")
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1",
+           "TF_CPP_MIN_LOG_LEVEL": "0"}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                         text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "oneDNN custom operations are on" in run.stderr  # kernels used
+    for error in ("function_optimizer failed", "empty op name",
+                  "does not specify an operation"):
+        assert error not in run.stderr, run.stderr
