@@ -151,8 +151,7 @@ def data(task, split, count, out, mnist_dir, data_dir, **settings):
 @click.option("--precision", type=click.Choice(config_lib.PRECISIONS),
               default=None, help="machine.precision of the timed model "
               "(the exports: float32, and bfloat16 on CPUs that multiply "
-              "it natively) "
-              "[default: the train default]")
+              "it natively) [default: the train default]")
 @click.option("--chains", type=click.IntRange(min=0), default=None,
               help="machine.chains of the timed model (0: automatic) "
               "[default: the train default]")

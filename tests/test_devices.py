@@ -7,6 +7,7 @@ import pytest
 
 from ram_tf import config as config_lib
 from ram_tf import devices
+from ram_tf import runtime
 from ram_tf.devices import Devices
 from ram_tf.devices import Gpu
 
@@ -103,8 +104,6 @@ def test_the_plan_is_recorded_as_plain_json_values():
 
 @pytest.mark.parametrize("loaded", [True, False])
 def test_a_run_records_the_kernels_tensorflow_loaded(monkeypatch, loaded):
-    from ram_tf import runtime
-
     # The plan wishes for Eigen (float32 on AVX2), or oneDNN (bf16 on AMX);
     # a TF_ENABLE_ONEDNN_OPTS the user set decides what loads.
     monkeypatch.setattr(runtime, "onednn_enabled", lambda: loaded)
