@@ -97,6 +97,31 @@ _RUN_TEMPS = frozenset(
     + ["model.tmp.weights.h5"])
 
 
+# What a run writes after its config.json (`training._train` writes that
+# first): found without one, they are not this run's.
+RUN_FILES = ("checkpoints", "log.csv", "tensorboard", "progress.json",
+             "model.weights.h5", "results.json")
+
+
+def check_run_files_have_a_config(workdir: str) -> None:
+    """A `RunDirError` if `workdir` holds run files but no config.json.
+
+    A work dir may hold the user's other files, but a log.csv, checkpoints
+    or results without a config.json are another program's, or a run's
+    that lost its settings: training there would trim, overwrite or
+    delete them.
+    """
+    if os.path.exists(os.path.join(workdir, "config.json")):
+        return
+    found = [n for n in RUN_FILES if os.path.exists(os.path.join(workdir, n))]
+    if found:
+        raise RunDirError(
+            f"{workdir} holds {', '.join(found)} but no config.json, so "
+            "they are not a ram-tf run's (or the run lost its settings); "
+            "training would overwrite them: restore its config.json or "
+            "choose another --workdir")
+
+
 def remove(path: str) -> None:
     """Remove a leftover file or folder, if it is still there."""
     if os.path.isdir(path):
@@ -258,6 +283,11 @@ def trim_log(path: str, updates: int, epochs: int) -> None:
     if not rows:
         return
     header = rows[0]
+    if "updates" not in header and "epoch" not in header:
+        raise RunDirError(
+            f"{path} has neither an updates nor an epoch column "
+            f"(header: {','.join(header)[:80]}), so it is not this run's "
+            "log: move it away or choose another --workdir")
     column, limit = (("updates", updates) if "updates" in header
                      else ("epoch", epochs - 1))
     index = header.index(column)

@@ -79,6 +79,7 @@ _MAY_CHANGE_ON_RESUME = {("train", "steps"), ("train", "steps_per_epoch")}
 def _check_same_run(workdir: str, config: config_lib.ExperimentConfig):
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
+        rundir.check_run_files_have_a_config(workdir)
         return []
     saved = rundir.read_json(path)
     if (saved.get("core", {}).get("core_layers") == 2

@@ -325,6 +325,14 @@ def test_resume_trims_a_log_two_writers_left(tmp_path):
         assert f.read().splitlines() == [header, "0,3,0.15", "1,6,0.2"]
 
 
+def test_a_log_without_updates_or_epochs_is_refused_not_trimmed(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(rundir.RunDirError, match="not this run's log"):
+        rundir.trim_log(str(path), updates=6, epochs=2)
+    assert path.read_text() == "a,b\n1,2\n"
+
+
 # -- evaluate --------------------------------------------------------------
 
 
@@ -382,3 +390,34 @@ def test_cleaning_leftovers_keeps_files_a_run_did_not_write(tmp_path):
     assert sorted(removed) == ["log.csv.tmp", "model.tmp.weights.h5",
                                "results.json.tmp"]
     assert sorted(os.listdir(tmp_path)) == ["draft.json.tmp", "notes.tmp"]
+
+
+@pytest.mark.parametrize("files", [
+    {"log.csv": "epoch,loss\n1,0.5\n2,0.4\n"},
+    {"model.weights.h5": "the user's weights", "results.json": "{}"},
+    {"checkpoints/checkpoint": "x", "notes.txt": "mine"},
+])
+def test_a_folder_with_run_files_but_no_config_is_refused_untouched(
+        tmp_path, files):
+    # Another program's log.csv or weights, or a run that lost its
+    # config.json: training there trimmed the log and overwrote the rest.
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    with pytest.raises(rundir.RunDirError, match=r"no config\.json.*"
+                       r"restore its config\.json or choose another"):
+        training.train_and_evaluate(tiny32(2), str(tmp_path), verbose=0,
+                                    evaluate_test=False)
+    after = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert after == before  # no config.json, no lock left
+    for name, text in files.items():
+        assert (tmp_path / name).read_text() == text
+
+
+def test_a_folder_with_other_files_only_can_hold_a_run(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    rundir.check_run_files_have_a_config(str(tmp_path))  # no error
+    (tmp_path / "log.csv").write_text("a,b\n")
+    (tmp_path / "config.json").write_text("{}")
+    rundir.check_run_files_have_a_config(str(tmp_path))  # a run's log
