@@ -118,12 +118,14 @@ def data(task, split, count, out, mnist_dir, data_dir, **settings):
     quiet_tensorflow()
     overrides = {FIELD_OF[k].split(".")[1]: v for k, v in settings.items()
                  if v is not None}
+    # data.seed places the validation and test canvases drawn here.
+    seed = overrides.pop("seed", None)
     from ram_tf import datasets
     from ram_tf import mnist
     from ram_tf import plots
 
     try:
-        ds = datasets.load(task, split, batch_size=count,
+        ds = datasets.load(task, split, batch_size=count, seed=seed,
                            mnist_dir=mnist_dir, data_dir=data_dir,
                            **overrides)
     except config_lib.ConfigError as e:

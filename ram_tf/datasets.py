@@ -227,7 +227,7 @@ def load(
     split: str,
     *,
     batch_size: int | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     mnist_dir: str | None = None,
     data_dir: str | None = None,
     cache_dir: str | None = None,
@@ -239,20 +239,24 @@ def load(
       task: a name from `ram_tf.config.TASKS` (e.g. "translated60").
       split: "train" (endless, fresh placements), "validation" or "test".
       batch_size: batch the examples; None gives single examples.
-      seed: training-stream seed (validation/test use the task's fixed seed).
+      seed: the seed of the split's placements: the training stream's
+        (default 0), or the validation/test canvases' (default the task's
+        fixed `DataConfig.seed`, the set every run is scored on).
       mnist_dir, data_dir: see `ram_tf.mnist.load_digits`.
       cache_dir: where fixed canvases are cached.
       **data_overrides: DataConfig fields, e.g. canvas_size=80.
     """
     data = task_data_config(task, **data_overrides)
     if split == "train":
-        ds = train_dataset(data, batch_size or _CHUNK, seed,
+        ds = train_dataset(data, batch_size or _CHUNK, seed or 0,
                            mnist_dir=mnist_dir, data_dir=data_dir)
         return ds if batch_size else ds.unbatch()
     if split not in ("validation", "test"):
         raise ValueError(
             f"unknown split {split!r}; allowed: train, validation, test"
         )
+    if seed is not None:
+        data = task_data_config(task, **data_overrides, seed=seed)
     ds = fixed_dataset(fixed_arrays(data, split, mnist_dir, data_dir,
                                     cache_dir))
     return ds.batch(batch_size) if batch_size else ds

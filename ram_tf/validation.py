@@ -100,6 +100,9 @@ def validate(config: ExperimentConfig) -> None:
     need(1 <= d.distractor_size <= min(28, d.canvas_size),
          "data.distractor_size", d.distractor_size,
          "must be between 1 and 28 (cut from a 28x28 digit)")
+    # NumPy's and Keras's seeding takes 32 bits; placements use both seeds.
+    for name, seed in (("train.seed", t.seed), ("data.seed", d.seed)):
+        need(0 <= seed < 2**32, name, seed, "a seed in [0, 2**32 - 1]")
     need(t.steps >= 1, "train.steps", t.steps, "must be >= 1")
     need(t.batch_size >= 1, "train.batch_size", t.batch_size, "must be >= 1")
     need(t.mc_samples >= 1, "train.mc_samples", t.mc_samples, "must be >= 1")

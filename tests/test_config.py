@@ -38,6 +38,8 @@ def test_overrides_apply_and_json_round_trips():
     ({"machine.backend": "extract_glimpse"}, "machine.xla"),
     ({"glimpse.wings": 2}, "unknown setting"),
     ({"core.context_resize": "nearest"}, "core.context_resize"),
+    ({"train.seed": -1}, r"train.seed=-1 is invalid: a seed in \[0, 2\*\*32"),
+    ({"data.seed": 2**32}, "data.seed"),
 ])
 def test_impossible_settings_are_refused(overrides, match):
     with pytest.raises(config_lib.ConfigError, match=match):

@@ -147,6 +147,23 @@ def test_load_returns_example_dicts(mnist_dir, cache_dir):
     assert train["image"].shape == (2, 100, 100, 1)
 
 
+def test_load_places_held_out_canvases_with_the_seed_given(mnist_dir,
+                                                           cache_dir):
+    def first(**kwargs):
+        ds = datasets.load("translated60", "test", batch_size=4, **kwargs)
+        return next(iter(ds))["location"].numpy()
+
+    default = first()
+    fixed = datasets.task_data_config("translated60").seed
+    np.testing.assert_array_equal(first(seed=fixed), default)
+    other = first(seed=fixed + 1)
+    assert not np.allclose(other, default)
+    # The same canvases a run with data.seed = fixed + 1 is scored on.
+    data = datasets.task_data_config("translated60", seed=fixed + 1)
+    arrays = datasets.fixed_arrays(data, "test")
+    np.testing.assert_allclose(arrays["location"][:4], other)
+
+
 def test_missing_or_corrupt_mnist_dir_names_expected_files(mnist_dir,
                                                            tmp_path):
     with pytest.raises(mnist.MnistNotFoundError, match="t10k-images"):
