@@ -288,24 +288,40 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ExperimentConfig":
-        """Fields missing from `d` (older runs) take their defaults.
+        """Fields missing from `d` (older runs) take their defaults; an
+        unknown or impossible setting is a `ConfigError` (`validate`).
 
         Machine settings in their old places (glimpse.backend, glimpse.xla,
         train.precision, train.chains, train.jit_compile) move to `machine`,
         and a DRAM config without core.context_resize resized bilinearly
         (`ram_tf.config_legacy`).
         """
+        if not isinstance(d, dict):
+            raise ConfigError("not an ExperimentConfig: not a JSON object")
+        missing = [k for k in ("model", "task") if k not in d]
+        if missing or not all(isinstance(d.get(g, {}), dict) for g in GROUPS):
+            raise ConfigError(
+                f"not an ExperimentConfig: {' and '.join(missing)} missing"
+                if missing else "not an ExperimentConfig: a group is not "
+                "a mapping of settings")
         groups = {name: dict(d.get(name, {})) for name in GROUPS}
         config_legacy.move_machine_fields(groups)
         config_legacy.fill_context_resize(d["model"], groups)
         kwargs = {"model": d["model"], "task": d["task"]}
         for name, klass in GROUPS.items():
             fields = groups[name]
+            known = {f.name for f in dataclasses.fields(klass)}
             for key, value in fields.items():
+                if key not in known:
+                    raise ConfigError(f"unknown setting '{name}.{key}'")
                 if isinstance(value, list):  # JSON has no tuples
                     fields[key] = tuple(value)
             kwargs[name] = klass(**fields)
-        return cls(**kwargs)
+        config = cls(**kwargs)
+        from ram_tf import validation  # it reads this module
+
+        validation.validate(config)
+        return config
 
     @classmethod
     def from_json(cls, text: str) -> "ExperimentConfig":

@@ -335,8 +335,12 @@ def keras_from_export(path: str):
         manifest_lib.verify(version)
     except manifest_lib.IntegrityError as e:
         raise ExportError(str(e)) from e
-    config = config_lib.ExperimentConfig.from_dict(
-        entry.get("config", data["config"]))
+    try:
+        config = config_lib.ExperimentConfig.from_dict(
+            entry.get("config", data.get("config")))
+    except config_lib.ConfigError as e:
+        raise ExportError(f"{manifest_lib.MANIFEST} beside {version}: "
+                          f"{e}") from e
     # Computed as it was exported (`serving_model`): float32 unless the
     # version was exported with --precision mixed_bfloat16.
     precision = entry.get("precision", "float32")

@@ -11,7 +11,6 @@ import os
 
 import tensorflow as tf
 
-from ram_tf import config as config_lib
 from ram_tf import rundir
 from ram_tf.builders import build_model
 from ram_tf.optimizer import make_optimizer
@@ -55,7 +54,7 @@ def load_run(workdir: str, precision: str | None = None):
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         raise RunDirError(f"{workdir} is not a run directory (no config.json)")
-    config = config_lib.ExperimentConfig.from_dict(rundir.read_json(path))
+    config = rundir.read_config(path)
     if precision is not None:
         config = dataclasses.replace(config, machine=dataclasses.replace(
             config.machine, precision=precision))

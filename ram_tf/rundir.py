@@ -76,6 +76,18 @@ def read_json(path: str):
                           "restore it or choose another --workdir") from e
 
 
+def read_config(path: str):
+    """The `ExperimentConfig` in a run's config.json at `path`; a damaged
+    or impossible one is a `RunDirError` naming the setting."""
+    from ram_tf import config as config_lib
+
+    try:
+        return config_lib.ExperimentConfig.from_dict(read_json(path))
+    except config_lib.ConfigError as e:
+        raise RunDirError(f"{path}: {e}; restore it or choose another "
+                          "--workdir") from e
+
+
 def h5_readable(path: str) -> bool:
     """Whether an HDF5 file (model.weights.h5) opens at all."""
     import h5py

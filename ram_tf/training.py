@@ -81,6 +81,9 @@ def _check_same_run(workdir: str, config: config_lib.ExperimentConfig):
     if not os.path.exists(path):
         rundir.check_run_files_have_a_config(workdir)
         return []
+    # Through the dataclasses, so fields added since the run started take
+    # their defaults instead of counting as changes.
+    old = rundir.read_config(path).to_dict()
     saved = rundir.read_json(path)
     if (saved.get("core", {}).get("core_layers") == 2
             and "gradient_scope" not in saved.get("policy", {})):
@@ -91,9 +94,6 @@ def _check_same_run(workdir: str, config: config_lib.ExperimentConfig):
             "policy.gradient_scope existed, with a gradient routing that is "
             "gone; it can still be evaluated and exported, but not resumed: "
             "choose another --workdir")
-    # Through the dataclasses, so fields added since the run started take
-    # their defaults instead of counting as changes.
-    old = config_lib.ExperimentConfig.from_dict(saved).to_dict()
     new = config.to_dict()
     diffs = [
         f"{g}.{k}: {old.get(g, {}).get(k)!r} -> {v!r}"

@@ -6,6 +6,7 @@ allowed (`ram_tf.config.resolve` calls it on every config it builds).
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Any
 
 from ram_tf.config import BACKENDS
@@ -15,11 +16,23 @@ from ram_tf.config import GRADIENT_SCOPES
 from ram_tf.config import GROUPS
 from ram_tf.config import INITIAL_LOCATIONS
 from ram_tf.config import LABEL_MASKS
+from ram_tf.config import MODELS
 from ram_tf.config import PRECISIONS
 from ram_tf.config import RAM_GRADIENT_SCOPES
 from ram_tf.config import STRATEGIES
+from ram_tf.config import TASKS
 from ram_tf.config import ConfigError
 from ram_tf.config import ExperimentConfig
+
+# A field's annotation -> (the types its value may have, their name).
+_TYPES = {
+    "int": ((numbers.Integral,), "an integer"),
+    "float": ((numbers.Real,), "a number"),
+    "str": ((str,), "a string"),
+    "bool": ((bool,), "true or false"),
+    "tuple": ((tuple,), "a list of integers"),
+    "bool | str": ((bool, str), "true, false or a string"),
+}
 
 
 def validate(config: ExperimentConfig) -> None:
@@ -37,6 +50,22 @@ def validate(config: ExperimentConfig) -> None:
         if not ok:
             raise ConfigError(f"{name}={value!r} is invalid: {allowed}")
 
+    need(config.model in MODELS, "model", config.model,
+         "allowed: " + ", ".join(MODELS))
+    need(config.task in TASKS, "task", config.task,
+         "allowed: " + ", ".join(TASKS))
+    # A setting of the wrong type (a hand-edited config.json, a Python
+    # caller) fails the comparisons below with a TypeError, or not at all.
+    for group in GROUPS:
+        for field in dataclasses.fields(GROUPS[group]):
+            value = getattr(getattr(config, group), field.name)
+            types, words = _TYPES[field.type]
+            need(isinstance(value, types)
+                 and (bool in types or not isinstance(value, bool))
+                 and (not isinstance(value, tuple) or all(
+                     isinstance(v, numbers.Integral)
+                     and not isinstance(v, bool) for v in value)),
+                 f"{group}.{field.name}", value, f"must be {words}")
     # nan and inf pass (or fail) the comparisons below for the wrong reason.
     for group in GROUPS:
         for field in dataclasses.fields(GROUPS[group]):

@@ -40,6 +40,11 @@ def test_overrides_apply_and_json_round_trips():
     ({"core.context_resize": "nearest"}, "core.context_resize"),
     ({"train.seed": -1}, r"train.seed=-1 is invalid: a seed in \[0, 2\*\*32"),
     ({"data.seed": 2**32}, "data.seed"),
+    ({"glimpse.size": "12"}, "glimpse.size='12' is invalid: must be an int"),
+    ({"train.steps": True}, "train.steps=True is invalid: must be an integer"),
+    ({"policy.std": "0.1"}, "policy.std='0.1' is invalid: must be a number"),
+    ({"core.context_filters": (32, 1.5)}, "must be a list of integers"),
+    ({"data.color": 1}, "data.color=1 is invalid: must be true or false"),
 ])
 def test_impossible_settings_are_refused(overrides, match):
     with pytest.raises(config_lib.ConfigError, match=match):

@@ -421,3 +421,31 @@ def test_a_folder_with_other_files_only_can_hold_a_run(tmp_path):
     (tmp_path / "log.csv").write_text("a,b\n")
     (tmp_path / "config.json").write_text("{}")
     rundir.check_run_files_have_a_config(str(tmp_path))  # a run's log
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda c: c["glimpse"].update(size="abc"),
+     "glimpse.size='abc' is invalid: must be an integer"),
+    (lambda c: c["glimpse"].update(num_glimpses=-3),
+     "glimpse.num_glimpses=-3 is invalid"),
+    (lambda c: c.update(model="foo"), "model='foo' is invalid: allowed: ram"),
+    (lambda c: c["core"].update(wings=2), "unknown setting 'core.wings'"),
+    (lambda c: c.pop("task"), "task missing"),
+])
+def test_a_damaged_config_is_named_when_loading_or_resuming(tmp_path, edit,
+                                                            message):
+    # A hand-edited config.json: tracebacks from deep inside the layers, or
+    # for an unknown model a run scored as if nothing were wrong.
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    saved = tiny32(2).to_dict()
+    edit(saved)
+    (workdir / "config.json").write_text(json.dumps(saved))
+    from ram_tf import loading
+
+    with pytest.raises(rundir.RunDirError, match=r"config\.json: .*" + message
+                       + r".*restore it or choose another --workdir"):
+        loading.load_run(str(workdir))
+    with pytest.raises(rundir.RunDirError, match=message):
+        training.train_and_evaluate(tiny32(2), str(workdir), verbose=0,
+                                    evaluate_test=False)
