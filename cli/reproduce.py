@@ -90,7 +90,18 @@ def _run(ids, run_all, show_list, show_table, readme, runs_dir, results_dir,
            verbose)
 
 
+def _check_folders(**folders):
+    """Fails on an option naming a file where a folder is expected."""
+    for option, path in folders.items():
+        if os.path.exists(path) and not os.path.isdir(path):
+            fail(f"--{option} {path} is a file; expected a folder")
+
+
 def _list(runs_dir, results_dir):
+    _check_folders(runs=runs_dir, results=results_dir)
+    if not os.path.isdir(results_dir):
+        click.echo(f"note: no folder {results_dir}, so no row has results "
+                   "(--results)", err=True)
     width = max(len(i) for i in registry.BY_ID)
     click.echo(f"{'id':<{width}}  {'state':<9} {'updates':>17}  "
                f"{'M=10':>6} {'det.':>6} {'target':>6}")
@@ -111,16 +122,25 @@ def _list(runs_dir, results_dir):
 
 
 def _table(results_dir, readme):
+    _check_folders(results=results_dir)
+    if not any(os.path.exists(os.path.join(results_dir, e.id, "results.json"))
+               for e in registry.EXPERIMENTS):
+        # A mistyped --results would write a table of dashes.
+        fail(f"{results_dir} holds no results row (ID/results.json); "
+             "expected the folder of rows, e.g. the repository's results")
     try:
         built = {tables.RESULTS: tables.results_table(results_dir),
                  tables.LABELS: tables.label_table(results_dir)}
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, TypeError) as e:
         fail(f"cannot build the tables from {results_dir}: {e}")
     if readme is None:
         click.echo("\n".join(built.values()), nl=False)
         return
-    with open(readme, encoding="utf-8") as f:
-        text = f.read()
+    try:
+        with open(readme, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        fail(f"cannot read {readme} as UTF-8 text: {e}")
     new = text
     try:
         for markers, table in built.items():

@@ -52,8 +52,27 @@ class Status:
 
 
 def _read_json(path):
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise DamagedRowError(f"{path} is not valid JSON ({e})") from e
+
+
+# The numbers of results.json that the tables and the list show.
+_RESULT_NUMBERS = ("updates", "test_error_mc", "test_error_deterministic")
+
+
+def _read_results(path):
+    results = _read_json(path)
+    bad = [k for k in _RESULT_NUMBERS if not isinstance(results, dict)
+           or isinstance(results.get(k), bool)
+           or not isinstance(results.get(k), (int, float))]
+    if bad:
+        raise DamagedRowError(
+            f"{path} has no number for {', '.join(bad)}: restore it from "
+            "git or the run directory")
+    return results
 
 
 def logged_updates(workdir: str) -> int:
@@ -72,7 +91,7 @@ def status(experiment: registry.Experiment, runs_dir: str | None,
     row_dir = os.path.join(results_dir, experiment.id)
     results = config = None
     if os.path.exists(os.path.join(row_dir, "results.json")):
-        results = _read_json(os.path.join(row_dir, "results.json"))
+        results = _read_results(os.path.join(row_dir, "results.json"))
         if not os.path.exists(os.path.join(row_dir, "config.json")):
             raise DamagedRowError(
                 f"{row_dir} has results.json but no config.json: copy the "

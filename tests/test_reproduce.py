@@ -254,11 +254,12 @@ def test_table_command_writes_both_tables_between_their_markers(tmp_path):
         f"# x\n\n{tables.RESULTS.begin}\nold\n{tables.RESULTS.end}\n\n"
         f"{tables.LABELS.begin}\nold too\n{tables.LABELS.end}\nafter\n")
     results = tmp_path / "results"
-    results.mkdir()
+    _write_row(str(results), registry.get("ram8-cluttered60"), 60_000)
     result = CliRunner().invoke(cli, ["reproduce", "--table", "--readme",
                                       str(readme), "--results",
                                       str(results)])
     assert result.exit_code == 0, result.output
+    assert "| **3.50 (3.16-3.88)** |" in readme.read_text()
     text = readme.read_text()
     assert "old" not in text and text.endswith("after\n")
     assert tables.table_in(text) == tables.results_table(str(results))
@@ -270,13 +271,54 @@ def test_table_command_names_the_markers_a_readme_lacks(tmp_path):
     readme = tmp_path / "README.md"
     text = f"{tables.RESULTS.begin}\n{tables.RESULTS.end}\n"
     readme.write_text(text)
-    (tmp_path / "results").mkdir()
+    _write_row(str(tmp_path / "results"), registry.get("ram8-cluttered60"),
+               60_000)
     result = CliRunner().invoke(cli, ["reproduce", "--table", "--readme",
                                       str(readme), "--results",
                                       str(tmp_path / "results")])
     assert result.exit_code != 0
     assert "L-DRAM label table" in result.output
     assert readme.read_text() == text  # nothing half-written
+
+
+@pytest.mark.parametrize("results", ["missing", "a_file", "empty"])
+def test_table_command_refuses_results_without_rows_leaving_the_readme(
+        tmp_path, results):
+    # A mistyped --results once wrote a table of dashes over every number.
+    readme = tmp_path / "README.md"
+    text = (f"{tables.RESULTS.begin}\n| 1.12 |\n{tables.RESULTS.end}\n"
+            f"{tables.LABELS.begin}\n{tables.LABELS.end}\n")
+    readme.write_text(text)
+    path = tmp_path / results
+    if results == "a_file":
+        path.write_text("x")
+    elif results == "empty":
+        path.mkdir()
+    result = CliRunner().invoke(cli, ["reproduce", "--table", "--readme",
+                                      str(readme), "--results", str(path)])
+    assert result.exit_code == 2
+    assert ("is a file; expected a folder" if results == "a_file"
+            else "holds no results row") in result.output
+    assert readme.read_text() == text
+
+
+@pytest.mark.parametrize("content,message", [
+    ('{"updates": 60000, "test_error_mc": "abc", '
+     '"test_error_deterministic": 1.0}', "no number for test_error_mc"),
+    ('{"updates": 600', "is not valid JSON"),
+])
+def test_a_damaged_results_json_is_named_by_list_and_table(
+        tmp_path, content, message):
+    e = registry.get("ram8-cluttered60")
+    results = tmp_path / "results"
+    _write_row(str(results), e, 60_000)
+    (results / e.id / "results.json").write_text(content)
+    for args in (["--list"], ["--table"]):
+        result = CliRunner().invoke(cli, ["reproduce", *args, "--results",
+                                          str(results)])
+        assert result.exit_code == 2, result.output
+        assert os.path.join(e.id, "results.json") in result.output
+        assert message in result.output
 
 
 TINY = (("core.core_units", 16), ("core.glimpse_hidden", 8),
