@@ -197,17 +197,25 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+# The figure formats matplotlib writes that the commands offer.
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
 class OutputPath(click.Path):
     """A path the command writes: a file, whose parent folders are created
     here, or (`folder=True`) a folder, which the command creates once its
-    inputs have loaded."""
+    inputs have loaded. `suffixes`: the file endings allowed."""
 
-    def __init__(self, folder: bool = False):
+    def __init__(self, folder: bool = False, suffixes=()):
         super().__init__(file_okay=not folder, dir_okay=folder)
         self.folder = folder
+        self.suffixes = tuple(suffixes)
 
     def convert(self, value, param, ctx):
         value = super().convert(value, param, ctx)
+        if self.suffixes and not value.lower().endswith(self.suffixes):
+            self.fail(f"{value!r} does not end in one of "
+                      f"{', '.join(self.suffixes)}", param, ctx)
         if not self.folder:  # OSError: one line (RamGroup)
             os.makedirs(os.path.dirname(os.path.abspath(value)),
                         exist_ok=True)

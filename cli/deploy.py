@@ -8,6 +8,7 @@ import warnings
 import click
 
 from ram_tf import manifest as manifest_lib
+from ram_tf_cli.common import FIGURE_SUFFIXES
 from ram_tf_cli.common import OutputPath
 from ram_tf_cli.common import data_dir_option
 from ram_tf_cli.common import fail
@@ -121,7 +122,8 @@ def export(workdir, fmt, quantize, name, version, out, chains, xla,
 @click.argument("model_path", type=click.Path(exists=True))
 @click.argument("images", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False))
-@click.option("--plot", default=None, type=OutputPath(),
+@click.option("--plot", default=None, type=OutputPath(
+              suffixes=FIGURE_SUFFIXES),
               help="PNG with the glimpse boxes (IMAGE name appended when "
                    "several images are given)")
 def predict(model_path, images, plot):
@@ -146,8 +148,13 @@ def predict(model_path, images, plot):
 
     try:
         fn = inference.load_exported(model_path)
-    except (FileNotFoundError, OSError, ValueError, ImportError) as e:
+        recorded = manifest_lib.entry_of(model_path)[1].get("sha256")
+    except (OSError, ValueError, ImportError, manifest_lib.ExportError) as e:
         fail(f"cannot load {model_path}: {e}")
+    if recorded is None:
+        click.echo(f"warning: {model_path} has no {manifest_lib.MANIFEST} "
+                   "record of its sha256, so it was loaded unchecked",
+                   err=True)
     h, w, c = fn.input_shape
     sensor = _sensor_of(model_path)
     for path in images:
@@ -173,7 +180,8 @@ def predict(model_path, images, plot):
             target = plot
             if len(images) > 1:
                 stem = os.path.splitext(os.path.basename(path))[0]
-                target = f"{os.path.splitext(plot)[0]}_{stem}.png"
+                root, suffix = os.path.splitext(plot)
+                target = f"{root}_{stem}{suffix}"
             plots.glimpse_path(x, out["locations"][0], target,
                                title=f"prediction {k}", **sensor)
             click.echo(f"  -> {target}")
@@ -187,8 +195,9 @@ def _read_image(path, channels):
     if path.endswith(".npy"):
         try:
             x = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            fail(f"{path} is not a readable .npy array ({e})")
+        except (OSError, ValueError, EOFError) as e:  # EOF: an empty file
+            fail(f"{path} is not a readable .npy array "
+                 f"({e or type(e).__name__})")
         if x.ndim == 2:
             x = x[..., None]
         if x.ndim != 3 or x.shape[-1] != channels or x.dtype.kind not in (

@@ -8,6 +8,7 @@ import click
 import numpy as np
 
 from ram_tf import config as config_lib
+from ram_tf_cli.common import FIGURE_SUFFIXES
 from ram_tf_cli.common import OutputPath
 from ram_tf_cli.common import data_dir_option
 from ram_tf_cli.common import fail
@@ -78,7 +79,8 @@ def visualize(run, task, count, out, sample, seed, mnist_dir, data_dir):
 @click.command()
 @click.argument("runs", nargs=-1, required=True,
                 type=click.Path(exists=True, file_okay=False))
-@click.option("--out", default="curves.png", type=OutputPath(),
+@click.option("--out", default="curves.png", type=OutputPath(
+              suffixes=FIGURE_SUFFIXES),
               help="PNG path (folders created)")
 @click.option("--threshold", "thresholds", type=float, multiple=True,
               default=(0.9, 0.95), help="validation accuracy thresholds")

@@ -10,6 +10,7 @@ import click
 from ram_tf import config as config_lib
 from ram_tf import runtime
 from ram_tf_cli.common import FIELD_OF
+from ram_tf_cli.common import FIGURE_SUFFIXES
 from ram_tf_cli.common import GroupedCommand
 from ram_tf_cli.common import OutputPath
 from ram_tf_cli.common import data_dir_option
@@ -108,7 +109,8 @@ def evaluate(workdir, mnist_dir, data_dir, split):
               default="test")
 @click.option("--n", "count", type=click.IntRange(1, 100), default=16,
               help="examples to draw")
-@click.option("--out", default=None, type=OutputPath(),
+@click.option("--out", default=None, type=OutputPath(
+              suffixes=FIGURE_SUFFIXES),
               help="PNG path, folders created [default: TASK.png]")
 @mnist_option
 @data_dir_option

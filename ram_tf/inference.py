@@ -160,8 +160,14 @@ class _OnnxRunner:
         options = onnxruntime.SessionOptions()
         # All cores, as for TFLite.
         options.intra_op_num_threads = os.cpu_count() or 1
-        self._session = onnxruntime.InferenceSession(
-            path, options, providers=["CPUExecutionProvider"])
+        try:
+            self._session = onnxruntime.InferenceSession(
+                path, options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime's errors derive from Exception
+            text = str(e).strip().splitlines()
+            raise ValueError(f"{path} is not an ONNX model ONNX Runtime can "
+                             f"load ({text[0] if text else type(e).__name__})"
+                             ) from e
         self._outputs = [o.name for o in self._session.get_outputs()]
         shape = self._session.get_inputs()[0].shape
         self.input_shape = tuple(int(d) for d in shape[1:])

@@ -195,6 +195,40 @@ def test_cli_predict_refuses_non_finite_and_warns_on_suspect_images(
         assert sum(": class " in line for line in lines) == 3
 
 
+def test_cli_predict_names_damaged_models_and_images(exported, tmp_path):
+    # Each ended in a traceback or a bare "Aborted!".
+    np.save(tmp_path / "x.npy", digits(1)[0])
+    x = str(tmp_path / "x.npy")
+    (tmp_path / "empty.npy").write_bytes(b"")
+    (tmp_path / "random.onnx").write_bytes(b"not a protobuf" * 10)
+    broken = str(tmp_path / "broken")
+    shutil.copytree(exported["base"], broken)
+    with open(os.path.join(broken, "MANIFEST.json"), "r+") as f:
+        f.truncate(20)
+    unrecorded = str(tmp_path / "unrecorded")
+    shutil.copytree(exported["base"], unrecorded)
+    os.remove(os.path.join(unrecorded, "MANIFEST.json"))
+    for args, message in (
+            ([exported["sm"], str(tmp_path / "empty.npy")],
+             "empty.npy is not a readable .npy array"),
+            ([str(tmp_path / "random.onnx"), x],
+             "random.onnx is not an ONNX model ONNX Runtime can load"),
+            ([broken, x], "MANIFEST.json is not valid JSON"),
+            ([exported["sm"], x, "--plot", str(tmp_path / "p.txt")],
+             "does not end in one of .png")):
+        result = CliRunner().invoke(cli, ["predict", *args])
+        assert result.exit_code == 2, result.output
+        assert message in result.output
+        assert "Traceback" not in result.output and "class" not in \
+            result.output
+    result = CliRunner().invoke(cli, ["predict", unrecorded, x])
+    assert result.exit_code == 0, result.output
+    assert "has no MANIFEST.json record of its sha256, so it was loaded " \
+        "unchecked" in result.output
+    result = CliRunner().invoke(cli, ["predict", exported["sm"], x])
+    assert "unchecked" not in result.output
+
+
 def test_readme_and_serving_docs_say_what_the_models_expect():
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with open(os.path.join(repo, "README.md"), encoding="utf-8") as f:
