@@ -174,6 +174,10 @@ def export_run(workdir: str, *, out: str = DEFAULT_OUT,
     from ram_tf import loading
     from ram_tf import provenance
 
+    if name is not None and (not name or name in (".", "..") or any(
+            sep in name for sep in ("/", "\\", os.sep))):
+        raise ExportError(f"name={name!r}; expected one folder name, the "
+                          "model's folder inside out")
     config, trained = loading.load_run(workdir)
     d = config.data
     trained.input_hwc = (d.canvas_size, d.canvas_size, d.channels)

@@ -33,6 +33,7 @@ import socket
 import struct
 import urllib.parse
 import urllib.request
+import zlib
 
 import numpy as np
 
@@ -102,8 +103,9 @@ def check_mnist_dir(mnist_dir: str) -> dict[str, int]:
     """
     expected = ", ".join(FILES)
     if not os.path.isdir(mnist_dir):
+        what = "is a file" if os.path.exists(mnist_dir) else "does not exist"
         raise MnistNotFoundError(
-            f"MNIST folder {mnist_dir!r} does not exist; expected a folder "
+            f"MNIST folder {mnist_dir!r} {what}; expected a folder "
             f"with the four original MNIST files: {expected}"
         )
     for name in FILES:
@@ -175,8 +177,13 @@ def tfds_order(n: int, split: str) -> np.ndarray:
 
 
 def _read_idx(path: str, count: int, image: bool) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        data = f.read()
+    try:
+        with gzip.open(path, "rb") as f:
+            data = f.read()
+    except (EOFError, OSError, zlib.error) as e:  # EOF: a cut download
+        raise MnistNotFoundError(
+            f"{path} is not a whole gzip file ({e}); expected the original "
+            "MNIST file: download it again") from e
     offset = 16 if image else 8
     size = count * (28 * 28 if image else 1)
     if len(data) < offset + size:

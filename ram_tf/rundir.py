@@ -110,9 +110,11 @@ _RUN_TEMPS = frozenset(
 
 
 # What a run writes after its config.json (`training._train` writes that
-# first): found without one, they are not this run's.
+# first): found without one, they are not this run's. An export's files
+# mark a folder TF Serving may serve.
 RUN_FILES = ("checkpoints", "log.csv", "tensorboard", "progress.json",
              "model.weights.h5", "results.json")
+_EXPORT_FILES = ("MANIFEST.json", "saved_model.pb")
 
 
 def check_run_files_have_a_config(workdir: str) -> None:
@@ -125,13 +127,14 @@ def check_run_files_have_a_config(workdir: str) -> None:
     """
     if os.path.exists(os.path.join(workdir, "config.json")):
         return
-    found = [n for n in RUN_FILES if os.path.exists(os.path.join(workdir, n))]
+    found = [n for n in RUN_FILES + _EXPORT_FILES
+             if os.path.exists(os.path.join(workdir, n))]
     if found:
         raise RunDirError(
             f"{workdir} holds {', '.join(found)} but no config.json, so "
             "they are not a ram-tf run's (or the run lost its settings); "
-            "training would overwrite them: restore its config.json or "
-            "choose another --workdir")
+            "training would overwrite them or mix with them: restore its "
+            "config.json or choose another --workdir")
 
 
 def remove(path: str) -> None:

@@ -141,8 +141,10 @@ def validate(config: ExperimentConfig) -> None:
          "a factor in (0, 1] per decay period (1: a constant rate)")
     need(t.lr_decay_steps >= 1, "train.lr_decay_steps", t.lr_decay_steps,
          "must be >= 1 (updates per decay period)")
-    need(t.min_learning_rate >= 0, "train.min_learning_rate",
-         t.min_learning_rate, "must be >= 0")
+    need(0 <= t.min_learning_rate <= t.learning_rate,
+         "train.min_learning_rate", t.min_learning_rate,
+         f"the floor of the decayed rate, in [0, train.learning_rate="
+         f"{t.learning_rate}]")
     need(t.clipnorm > 0, "train.clipnorm", t.clipnorm,
          "must be > 0 (the largest global gradient norm)")
     need(0 < p.location_loss_decay <= 1, "policy.location_loss_decay",

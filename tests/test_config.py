@@ -45,6 +45,7 @@ def test_overrides_apply_and_json_round_trips():
     ({"policy.std": "0.1"}, "policy.std='0.1' is invalid: must be a number"),
     ({"core.context_filters": (32, 1.5)}, "must be a list of integers"),
     ({"data.color": 1}, "data.color=1 is invalid: must be true or false"),
+    ({"train.min_learning_rate": 0.1}, r"in \[0, train.learning_rate=0.001"),
 ])
 def test_impossible_settings_are_refused(overrides, match):
     with pytest.raises(config_lib.ConfigError, match=match):

@@ -185,6 +185,23 @@ def test_missing_or_corrupt_mnist_dir_names_expected_files(mnist_dir,
     os.remove(bad / "t10k-images-idx3-ubyte.gz")
     with pytest.raises(mnist.MnistNotFoundError, match="no t10k-images"):
         mnist.check_mnist_dir(str(bad))
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    with pytest.raises(mnist.MnistNotFoundError,
+                       match="notes.txt' is a file; expected a folder"):
+        mnist.check_mnist_dir(str(a_file))
+
+
+def test_a_cut_mnist_download_is_named_not_aborted(mnist_dir, tmp_path):
+    # gzip's EOFError reached click, which prints a bare "Aborted!".
+    name = "train-images-idx3-ubyte.gz"
+    with open(os.path.join(mnist_dir, name), "rb") as f:
+        whole = f.read()
+    cut = tmp_path / name
+    cut.write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(mnist.MnistNotFoundError,
+                       match="is not a whole gzip file.*download it again"):
+        mnist._read_idx(str(cut), 60000, image=True)
 
 
 def test_fake_and_real_digits_never_share_cached_canvases(mnist_dir,

@@ -209,3 +209,13 @@ def test_version_zero_or_negative_is_refused(run, tmp_path):
             export.export_run(run, out=str(tmp_path), version=bad,
                               score=False)
     assert not os.path.exists(tmp_path / "ram_mnist28" / "0")
+
+
+@pytest.mark.parametrize("name", ["../escaped", "a/b", "/abs", "", ".."])
+def test_a_name_that_is_not_one_folder_is_refused(run, tmp_path, name):
+    # It wrote outside out, past the shipped-folder warning, or fell back
+    # to the default name without a word.
+    out = tmp_path / "models"
+    with pytest.raises(export.ExportError, match="expected one folder name"):
+        export.export_run(run, out=str(out), name=name, score=False)
+    assert sorted(os.listdir(tmp_path)) == []

@@ -4,6 +4,7 @@ leftovers, and what `ram-tf evaluate` reads back."""
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -325,6 +326,28 @@ def test_resume_trims_a_log_two_writers_left(tmp_path):
         assert f.read().splitlines() == [header, "0,3,0.15", "1,6,0.2"]
 
 
+def test_a_run_without_its_checkpoints_is_refused_not_started_again(
+        mnist_dir, cache_dir, tmp_path):
+    # A finished run whose checkpoints/ was deleted for space: training
+    # again from update 0 replaced its weights, results and log.
+    workdir = str(tmp_path / "run")
+    training.train_and_evaluate(tiny32(2), workdir, verbose=0,
+                                evaluate_test=False)
+    shutil.rmtree(os.path.join(workdir, "checkpoints"))
+    def files():
+        return {str(p.relative_to(workdir)): p.read_bytes()
+                for p in sorted((tmp_path / "run").rglob("*"))
+                if p.is_file()}
+
+    before = files()
+    for steps in (2, 4):  # the same command, or one asking for more
+        with pytest.raises(rundir.RunDirError,
+                           match="records 2 updates but has no checkpoint"):
+            training.train_and_evaluate(tiny32(steps), workdir, verbose=0,
+                                        evaluate_test=False)
+    assert files() == before
+
+
 def test_a_log_without_updates_or_epochs_is_refused_not_trimmed(tmp_path):
     path = tmp_path / "log.csv"
     path.write_text("a,b\n1,2\n")
@@ -396,6 +419,7 @@ def test_cleaning_leftovers_keeps_files_a_run_did_not_write(tmp_path):
     {"log.csv": "epoch,loss\n1,0.5\n2,0.4\n"},
     {"model.weights.h5": "the user's weights", "results.json": "{}"},
     {"checkpoints/checkpoint": "x", "notes.txt": "mine"},
+    {"MANIFEST.json": "{}"},  # an export folder TF Serving may serve
 ])
 def test_a_folder_with_run_files_but_no_config_is_refused_untouched(
         tmp_path, files):
