@@ -82,18 +82,26 @@ def visualize(run, task, count, out, sample, seed, mnist_dir, data_dir):
 @click.option("--out", default="curves.png", type=OutputPath(
               suffixes=FIGURE_SUFFIXES),
               help="PNG path (folders created)")
-@click.option("--threshold", "thresholds", type=float, multiple=True,
-              default=(0.9, 0.95), help="validation accuracy thresholds")
+@click.option("--threshold", "thresholds", multiple=True,
+              type=click.FloatRange(0, 1, min_open=True), default=(0.9, 0.95),
+              help="validation accuracy thresholds, in (0, 1]")
 def curves(runs, out, thresholds):
     """Learning curves of runs in one PNG; updates to reach thresholds."""
     from ram_tf import plots
 
+    names = [os.path.basename(os.path.normpath(run)) for run in runs]
+    if len(set(names)) < len(names):  # a/run and b/run: their paths
+        names = [os.path.normpath(run) for run in runs]
     logs = {}
-    for run in runs:
+    for run, name in zip(runs, names):
         path = os.path.join(run, "log.csv")
         if not os.path.exists(path):
             fail(f"{run} has no log.csv (not a run directory)")
-        logs[os.path.basename(os.path.normpath(run))] = plots.read_log(path)
+        log = plots.read_log(path)
+        if not all(len(log.get(k, ())) for k in ("updates", "val_accuracy")):
+            fail(f"{path} has no rows of updates and val_accuracy; expected "
+                 "the log.csv of a run that finished an epoch")
+        logs[name] = log
     plots.learning_curves(logs, out)
     click.echo(out)
     first_label, first_log = next(iter(logs.items()))

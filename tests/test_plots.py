@@ -93,6 +93,40 @@ def test_curves_gives_a_lower_bound_when_the_first_run_is_short(tmp_path):
     assert "ldram: 1000 updates\n" in result.output
 
 
+def test_curves_refuses_logs_without_curves_and_impossible_thresholds(
+        tmp_path):
+    # A KeyError, a NumPy error on no rows, an empty PNG, "500%".
+    logs = {"no_val": "epoch,updates,loss\n0,1000,0.5\n",
+            "header_only": "epoch,updates,val_accuracy\n", "empty": ""}
+    for name, text in logs.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "log.csv").write_text(text)
+        result = CliRunner().invoke(cli, ["curves", str(tmp_path / name),
+                                          "--out", str(tmp_path / "c.png")])
+        assert result.exit_code == 2, result.output
+        assert "has no rows of updates and val_accuracy" in result.output
+    assert not (tmp_path / "c.png").exists()
+    run = _run(tmp_path, "run", [0.5])
+    for threshold in ("5", "-1", "0"):
+        result = CliRunner().invoke(cli, ["curves", run, "--threshold",
+                                          threshold])
+        assert result.exit_code == 2
+        assert "0<x<=1" in result.output
+
+
+def test_curves_of_runs_with_one_folder_name_keeps_both(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = _run(tmp_path / "a", "run", [0.5, 0.95])
+    b = _run(tmp_path / "b", "run", [0.95])
+    result = CliRunner().invoke(cli, ["curves", a, b, "--out",
+                                      str(tmp_path / "c.png"),
+                                      "--threshold", "0.9"])
+    assert result.exit_code == 0, result.output
+    assert f"{os.path.normpath(a)}: 2000 updates" in result.output
+    assert f"{os.path.normpath(b)}: 1000 updates (speed-up" in result.output
+
+
 def _batch(n=16, size=60):
     rng = np.random.default_rng(0)
     return {"image": rng.random((n, size, size, 1)),
