@@ -246,11 +246,16 @@ def restore_checkpoint(checkpoint, directory: str, *, partial: bool = False,
             _repair_state(directory, prefix)
         return prefix
     if failures:
+        shapes = any("shape" in f for f in failures)
         raise CheckpointError(
             f"none of the checkpoints in {directory} can be read: "
-            f"{'; '.join(failures)}. Refusing to start again from update 0 "
-            "over them: move the folder away to start afresh, or choose "
-            "another --workdir")
+            f"{'; '.join(failures)}. "
+            + ("Their weights have other shapes than the run's config.json "
+               "builds: if config.json was edited, restore it. " if shapes
+               else "")
+            + ("Nothing was loaded." if partial else
+               "Refusing to start again from update 0 over them: move the "
+               "folder away to start afresh, or choose another --workdir"))
     return None
 
 

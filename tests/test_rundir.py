@@ -387,6 +387,22 @@ def test_evaluate_with_truncated_weights_uses_the_checkpoint(finished_run):
     assert "Traceback" not in out.stderr
 
 
+def test_weights_of_other_shapes_blame_an_edited_config(finished_run):
+    from ram_tf import loading
+
+    path = os.path.join(finished_run, "config.json")
+    saved = read_json(path)
+    saved["core"]["core_units"] //= 2
+    with open(path, "w") as f:
+        json.dump(saved, f)
+    with pytest.raises(rundir.CheckpointError) as caught:
+        loading.load_run(finished_run)
+    message = str(caught.value)
+    assert "other shapes than the run's config.json builds: if config.json " \
+        "was edited, restore it. Nothing was loaded." in message
+    assert "Refusing to start again" not in message  # loading trains nothing
+
+
 def test_evaluate_uses_the_precision_the_run_trained_with(finished_run):
     # An "auto" run that resolved to bfloat16 where it trained: evaluate
     # must not fall back to this process's resolution of "auto".
