@@ -185,7 +185,9 @@ def _train(chosen, runs_dir, results_dir, options, mnist_dir, data_dir,
         except (mnist.MnistNotFoundError, training.RunDirError,
                 devices.DeviceError, distribute.DistributeError,
                 config_lib.ConfigError) as e:
-            fail(str(e))
+            # A row's run directory is RUNS/ID: its folder is --runs.
+            fail(str(e).replace("choose another --workdir",
+                                "choose another --runs folder"))
         except training.TrainingDiverged as e:
             # A registry row's settings are fixed: the advice differs.
             fail(f"{experiment.id}: {e.what} A "

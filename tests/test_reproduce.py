@@ -371,6 +371,22 @@ def test_reproduce_trains_copies_the_row_and_resumes(
     assert again == first
 
 
+def test_a_run_directory_of_other_settings_points_at_runs(tiny_registry,
+                                                          tmp_path):
+    e = tiny_registry
+    runs = tmp_path / "runs"
+    (runs / e.id).mkdir(parents=True)
+    other = config_lib.resolve(e.model, e.task, {
+        **dict(e.settings), "train.steps": e.steps, "policy.std": 0.3})
+    (runs / e.id / "config.json").write_text(other.to_json())
+    result = CliRunner().invoke(cli, ["reproduce", e.id, "--runs", str(runs),
+                                      "--results", str(tmp_path / "r")])
+    assert result.exit_code == 2, result.output
+    assert "policy.std" in result.output
+    assert "choose another --runs folder" in result.output
+    assert "--workdir" not in result.output  # reproduce has no such option
+
+
 def test_an_interrupted_row_continues_where_it_stopped(
         tiny_registry, mnist_dir, cache_dir, tmp_path, monkeypatch):
     e = tiny_registry
