@@ -46,6 +46,9 @@ def train(model_name, task, workdir, mnist_dir, data_dir, verbose,
         cfg = config_lib.resolve(model_name, task, overrides)
     except config_lib.ConfigError as e:
         fail(str(e))
+    if workdir == "":
+        fail("--workdir is empty; expected a folder path (or leave it out "
+             "for runs/MODEL_TASK)")
     workdir = workdir or os.path.join("runs", f"{model_name}_{task}")
     runtime.prepare_tensorflow(cfg.machine.precision)  # before TensorFlow loads
     from ram_tf import devices

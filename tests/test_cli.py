@@ -340,3 +340,11 @@ def test_a_baseline_reports_one_test_error():
     ram = {"test_error_mc": 1.26, "test_error_deterministic": 2.12,
            "mc_samples": 10}
     assert error_summary(ram) == "1.26% M=10, 2.12% deterministic"
+
+
+def test_an_empty_workdir_is_refused_not_the_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["train", "--task", "mnist28",
+                                      "--workdir", ""])
+    _one_line_error(result, "--workdir is empty; expected a folder path")
+    assert not (tmp_path / "runs").exists()
