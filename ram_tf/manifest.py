@@ -133,8 +133,11 @@ def latest_version(path: str) -> str:
         return path
     found = versions(path)
     if not found:
+        run = os.path.exists(os.path.join(path, "config.json"))
         raise FileNotFoundError(
-            f"{path} holds no SavedModel (saved_model.pb) or version folder")
+            f"{path} holds no SavedModel (saved_model.pb) or version folder"
+            + ("; it is a run directory: export it first (ram-tf export "
+               f"{path})" if run else ""))
     return os.path.join(path, str(found[-1]))
 
 

@@ -79,6 +79,13 @@ def validate(config: ExperimentConfig) -> None:
          f"a glimpse cannot be larger than the {d.canvas_size}x"
          f"{d.canvas_size} image")
     need(g.num_scales >= 1, "glimpse.num_scales", g.num_scales, "must be >= 1")
+    # Past twice the canvas a coarser scale sees only more zero padding,
+    # at the cost of extracting a patch that large.
+    most = max(1, (2 * d.canvas_size // g.size).bit_length())
+    need(g.num_scales <= most, "glimpse.num_scales", g.num_scales,
+         f"the largest patch, {g.size} x 2^{g.num_scales - 1} = "
+         f"{g.size * 2 ** (g.num_scales - 1)} px, would exceed twice the "
+         f"{d.canvas_size} px canvas: at most {most} scales of {g.size} px")
     need(g.num_glimpses >= 1, "glimpse.num_glimpses", g.num_glimpses,
          "must be >= 1")
     need(m.backend in BACKENDS, "machine.backend", m.backend,

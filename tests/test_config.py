@@ -46,10 +46,17 @@ def test_overrides_apply_and_json_round_trips():
     ({"core.context_filters": (32, 1.5)}, "must be a list of integers"),
     ({"data.color": 1}, "data.color=1 is invalid: must be true or false"),
     ({"train.min_learning_rate": 0.1}, r"in \[0, train.learning_rate=0.001"),
+    # 12 x 2^4 = 192 px > 2 x 60: beyond the canvas, only more padding.
+    ({"glimpse.num_scales": 5}, "192 px, would exceed twice the 60 px canvas: "
+                                "at most 4 scales of 12 px"),
 ])
 def test_impossible_settings_are_refused(overrides, match):
     with pytest.raises(config_lib.ConfigError, match=match):
         config_lib.resolve("ram", "translated60", overrides)
+
+
+def test_scales_up_to_twice_the_canvas_are_allowed():
+    config_lib.resolve("ram", "translated60", {"glimpse.num_scales": 4})
 
 
 # config.json files of the layout before the machine group: the machine

@@ -214,6 +214,8 @@ def test_cli_predict_names_damaged_models_and_images(exported, tmp_path):
             ([str(tmp_path / "random.onnx"), x],
              "random.onnx is not an ONNX model ONNX Runtime can load"),
             ([broken, x], "MANIFEST.json is not valid JSON"),
+            ([exported["workdir"], x],
+             "it is a run directory: export it first (ram-tf export "),
             ([exported["sm"], x, "--plot", str(tmp_path / "p.txt")],
              "does not end in one of .png")):
         result = CliRunner().invoke(cli, ["predict", *args])
