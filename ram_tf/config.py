@@ -380,7 +380,9 @@ def resolve(
                 f"unknown setting {key!r}; settings are group.field with "
                 f"groups {', '.join(GROUPS)}"
             )
-        values[group][field] = value
+        # Lists as from JSON: the config holds tuples.
+        values[group][field] = tuple(value) if isinstance(value, list) \
+            else value
     config = ExperimentConfig(
         model=model,
         task=task,

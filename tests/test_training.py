@@ -79,7 +79,8 @@ def test_hardware_adds_machine_cores_and_gpus_to_the_cpu_info(monkeypatch):
     ("train.lr_decay_steps", 0, "must be >= 1"),
     ("train.lr_decay", 1.5, "a factor in (0, 1]"),
     ("train.lr_decay", 0.0, "a factor in (0, 1]"),
-    ("train.min_learning_rate", -1e-4, "must be >= 0"),
+    ("train.min_learning_rate", -1e-4, "the floor of the decayed rate, in "
+     "[0, train.learning_rate=0.001]"),
     ("train.clipnorm", -1.0, "must be > 0"),
     ("train.clipnorm", 0.0, "must be > 0"),
     ("train.clipnorm", float("nan"), "must be a finite number"),
