@@ -246,6 +246,8 @@ def load(
       cache_dir: where fixed canvases are cached.
       **data_overrides: DataConfig fields, e.g. canvas_size=80.
     """
+    if seed is not None and split != "train":
+        data_overrides["seed"] = seed  # the held-out canvases' DataConfig.seed
     data = task_data_config(task, **data_overrides)
     if split == "train":
         ds = train_dataset(data, batch_size or _CHUNK, seed or 0,
@@ -255,8 +257,6 @@ def load(
         raise ValueError(
             f"unknown split {split!r}; allowed: train, validation, test"
         )
-    if seed is not None:
-        data = task_data_config(task, **data_overrides, seed=seed)
     ds = fixed_dataset(fixed_arrays(data, split, mnist_dir, data_dir,
                                     cache_dir))
     return ds.batch(batch_size) if batch_size else ds

@@ -328,6 +328,20 @@ def trim_log(path: str, updates: int, epochs: int) -> None:
             csv.writer(f).writerows(kept)
 
 
+def recorded_updates(workdir: str) -> int:
+    """The updates progress.json or results.json say were done, 0 if none
+    (what a run without its checkpoints has lost)."""
+    recorded = 0
+    for name in ("progress.json", "results.json"):
+        path = os.path.join(workdir, name)
+        if os.path.exists(path):
+            saved = read_json(path)
+            value = saved.get("updates") if isinstance(saved, dict) else 0
+            if isinstance(value, int) and not isinstance(value, bool):
+                recorded = max(recorded, value)
+    return recorded
+
+
 def trained_precision(workdir: str) -> tuple[str | None, str]:
     """(precision, where it was read) of the run in `workdir`.
 

@@ -231,7 +231,7 @@ def _train(config, workdir, plan, strategy, worker, verbose, evaluate_test,
             f"train.steps={t.steps}; a run cannot be shortened below what "
             f"it has trained: ask for {done} steps or more, or choose "
             "another --workdir")
-    recorded = _recorded_updates(workdir)
+    recorded = rundir.recorded_updates(workdir)
     if done == 0 and recorded:
         # Starting again would trim its log and replace its weights and
         # results (a finished run whose checkpoints/ was deleted for space).
@@ -308,19 +308,6 @@ def _train(config, workdir, plan, strategy, worker, verbose, evaluate_test,
                              **data_kwargs))
     rundir.write_json(os.path.join(workdir, "results.json"), results)
     return results
-
-
-def _recorded_updates(workdir) -> int:
-    """The updates progress.json or results.json say were done, 0 if none."""
-    recorded = 0
-    for name in ("progress.json", "results.json"):
-        path = os.path.join(workdir, name)
-        if os.path.exists(path):
-            saved = rundir.read_json(path)
-            value = saved.get("updates") if isinstance(saved, dict) else 0
-            if isinstance(value, int) and not isinstance(value, bool):
-                recorded = max(recorded, value)
-    return recorded
 
 
 def _worker_results(worker, updates) -> dict:

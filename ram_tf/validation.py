@@ -55,9 +55,11 @@ def validate(config: ExperimentConfig) -> None:
     need(config.task in TASKS, "task", config.task,
          "allowed: " + ", ".join(TASKS))
     # A setting of the wrong type (a hand-edited config.json, a Python
-    # caller) fails the comparisons below with a TypeError, or not at all.
+    # caller) fails the comparisons below with a TypeError, or not at all;
+    # nan and inf pass (or fail) them for the wrong reason.
     for group in GROUPS:
         for field in dataclasses.fields(GROUPS[group]):
+            name = f"{group}.{field.name}"
             value = getattr(getattr(config, group), field.name)
             types, words = _TYPES[field.type]
             need(isinstance(value, types)
@@ -65,13 +67,9 @@ def validate(config: ExperimentConfig) -> None:
                  and (not isinstance(value, tuple) or all(
                      isinstance(v, numbers.Integral)
                      and not isinstance(v, bool) for v in value)),
-                 f"{group}.{field.name}", value, f"must be {words}")
-    # nan and inf pass (or fail) the comparisons below for the wrong reason.
-    for group in GROUPS:
-        for field in dataclasses.fields(GROUPS[group]):
-            value = getattr(getattr(config, group), field.name)
+                 name, value, f"must be {words}")
             need(not isinstance(value, float) or abs(value) < float("inf"),
-                 f"{group}.{field.name}", value, "must be a finite number")
+                 name, value, "must be a finite number")
     need(d.canvas_size >= 28, "data.canvas_size", d.canvas_size,
          "the canvas must hold a 28x28 digit (>= 28)")
     need(g.size >= 1, "glimpse.size", g.size, "must be a positive integer")

@@ -1,7 +1,7 @@
 """Small helpers shared by test files (importable: pytest puts tests/ on
 sys.path): the tiny configs that train in seconds on a CPU, the one call
-that trains a run of them, what a run directory holds, and checks on
-gradients.
+that trains a run of them, the CLI in a fresh process, what a run
+directory holds, a results row, and checks on gradients.
 
 Overrides are {"group.field": value}, as `ram_tf.config.resolve` takes
 them; a test that needs another value spreads one of these and sets it.
@@ -10,6 +10,8 @@ them; a test that needs another value spreads one of these and sets it.
 import csv
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -75,6 +77,38 @@ def train_tiny(workdir, overrides=TINY, task="mnist28"):
     training.train_and_evaluate(config, workdir, verbose=0,
                                 evaluate_test=False)
     return config
+
+
+def run_cli(*args, timeout=300):
+    """`ram-tf ARGS` in a fresh process, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "ram_tf_cli.main", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def truncate(path, size):
+    """Cut a file to `size` bytes, as a kill mid-write leaves it."""
+    with open(path, "r+b") as f:
+        f.truncate(size)
+
+
+def write_results_row(results_dir, experiment, updates, **config_overrides):
+    """A results row of `experiment` at `updates`, as `ram-tf reproduce`
+    copies one: its config.json, and a results.json of fixed numbers
+    (3.50 % M=10, 5.00 % deterministic, 2 h)."""
+    row = os.path.join(results_dir, experiment.id)
+    os.makedirs(row, exist_ok=True)
+    cfg = config_lib.resolve(experiment.model, experiment.task, {
+        **dict(experiment.settings), "train.steps": updates,
+        **config_overrides}).to_dict()
+    with open(os.path.join(row, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    with open(os.path.join(row, "results.json"), "w") as f:
+        json.dump({"updates": updates, "train_seconds": 7200.0,
+                   "test_error_mc": 3.5, "test_error_deterministic": 5.0,
+                   "test_images": 10_000, "model": experiment.model,
+                   "precision": "float32",
+                   "hardware": {"cpu_count": 2, "machine": "x86_64",
+                                "gpus": 0}}, f)
 
 
 def read_json(path):

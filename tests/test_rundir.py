@@ -1,110 +1,24 @@
-"""The run directory's safety: the lock, whole files, damaged checkpoints,
-leftovers, and what `ram-tf evaluate` reads back."""
+"""The run directory's safety: whole files, damaged checkpoints,
+leftovers, and the folders and files a run refuses to take over."""
 
 import json
-import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 from helpers import TINY
 from helpers import TINY_FLAGS
 from helpers import logged_updates
 from helpers import read_json
+from helpers import run_cli
 from helpers import tiny32
+from helpers import truncate
 
 from ram_tf import rundir
-from ram_tf import runlock
 from ram_tf import training
-
-
-def _ram_tf(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "ram_tf_cli.main", *args],
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def _truncate(path, size):
-    with open(path, "r+b") as f:
-        f.truncate(size)
-
-
-# -- the lock ----------------------------------------------------------------
-
-
-def test_a_locked_workdir_refuses_a_second_holder_naming_the_pid(tmp_path):
-    with runlock.RunLock(str(tmp_path)):
-        with open(tmp_path / "lock") as f:
-            assert f.read().split()[0] == str(os.getpid())
-        with pytest.raises(runlock.RunLockedError,
-                           match=f"in use by another training process "
-                                 f"\\(pid {os.getpid()} on "):
-            runlock.RunLock(str(tmp_path)).acquire()
-    assert not (tmp_path / "lock").exists()
-    with runlock.RunLock(str(tmp_path)):  # free again
-        pass
-
-
-def test_the_lock_is_released_when_the_holder_raises(tmp_path):
-    with pytest.raises(ValueError):
-        with runlock.RunLock(str(tmp_path)):
-            raise ValueError("boom")
-    assert not (tmp_path / "lock").exists()
-
-
-def test_a_lock_left_by_a_dead_process_is_taken_over_with_a_note(
-        tmp_path, caplog):
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    (tmp_path / "lock").write_text(f"{dead.pid} somehost\n")
-    with caplog.at_level(logging.WARNING, logger="ram_tf"):
-        with runlock.RunLock(str(tmp_path)):
-            with open(tmp_path / "lock") as f:
-                assert f.read().split()[0] == str(os.getpid())
-    assert f"taking over the lock of pid {dead.pid} on somehost" in caplog.text
-
-
-def test_a_second_trainer_is_refused_and_a_killed_ones_lock_taken_over(
-        mnist_dir, cache_dir, tmp_path):
-    workdir = str(tmp_path / "run")
-    flags = TINY_FLAGS + ["--workdir", workdir, "--verbose", "2"]
-    first = subprocess.Popen(
-        [sys.executable, "-m", "ram_tf_cli.main", "train", *flags,
-         "--steps", "3000"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    progress = os.path.join(workdir, "progress.json")
-    try:
-        deadline = time.time() + 240
-        while not os.path.exists(progress) and time.time() < deadline:
-            time.sleep(0.5)
-        assert os.path.exists(progress), "the first trainer never saved"
-        second = _ram_tf("train", *flags, "--steps", "3000")
-        assert second.returncode == 2
-        lines = second.stderr.strip().splitlines()
-        assert lines[-1] == (
-            f"Error: {workdir} is in use by another training process (pid "
-            f"{first.pid} on {socket.gethostname()}); wait for it to finish "
-            "or choose another --workdir")
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-    with open(os.path.join(workdir, "log.csv")) as f:
-        assert f.read().count("epoch,") == 1  # one header, one writer
-    # The killed trainer's lock file stays; the next run takes it over.
-    with open(os.path.join(workdir, "lock")) as f:
-        assert f.read().split()[0] == str(first.pid)
-    done = read_json(progress)["updates"]
-    third = _ram_tf("train", *flags, "--steps", str(done + 3))
-    assert third.returncode == 0, third.stderr[-2000:]
-    assert f"taking over the lock of pid {first.pid}" in third.stderr
-    results = read_json(os.path.join(workdir, "results.json"))
-    assert results["updates"] == done + 3
-    assert not os.path.exists(os.path.join(workdir, "lock"))
-
 
 # -- whole files -----------------------------------------------------------
 
@@ -195,7 +109,7 @@ def test_a_kill_during_the_weights_write_leaves_no_damaged_weights(
     assert training.trained_updates(workdir, tiny32(6)) == 6
     _, model = training.load_run(workdir)
     assert model.count_params() > 0
-    out = _ram_tf("train", *TINY_FLAGS, "--workdir", workdir, "--steps", "9",
+    out = run_cli("train", *TINY_FLAGS, "--workdir", workdir, "--steps", "9",
                   "--verbose", "0")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "removed leftovers of an interrupted run" in out.stdout
@@ -241,7 +155,7 @@ def test_a_garbage_checkpoint_state_file_does_not_restart_from_zero(
                                 evaluate_test=False)
     with open(os.path.join(workdir, "checkpoints", "checkpoint"), "w") as f:
         f.write("not a checkpoint state {{{\n")
-    out = _ram_tf("train", *TINY_FLAGS, "--workdir", workdir, "--steps", "9",
+    out = run_cli("train", *TINY_FLAGS, "--workdir", workdir, "--steps", "9",
                   "--verbose", "0")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "resuming at update 6 of 9 (ckpt-2)" in out.stdout + out.stderr
@@ -257,7 +171,7 @@ def test_a_damaged_latest_checkpoint_falls_back_and_leftovers_go(
     training.train_and_evaluate(tiny32(9), workdir, verbose=0,
                                 evaluate_test=False)
     ckpts = os.path.join(workdir, "checkpoints")
-    _truncate(os.path.join(ckpts, "ckpt-3.data-00000-of-00001"), 10)
+    truncate(os.path.join(ckpts, "ckpt-3.data-00000-of-00001"), 10)
     with open(os.path.join(ckpts, "checkpoint"), "w") as f:
         f.write("garbage")
     # What a kill in the middle of a checkpoint or JSON write leaves.
@@ -267,7 +181,7 @@ def test_a_damaged_latest_checkpoint_falls_back_and_leftovers_go(
                  "model.tmp.weights.h5"):
         with open(os.path.join(workdir, name), "w") as f:
             f.write("partial")
-    out = _ram_tf("train", *TINY_FLAGS, "--workdir", workdir, "--steps",
+    out = run_cli("train", *TINY_FLAGS, "--workdir", workdir, "--steps",
                   "12", "--verbose", "0")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "could not read checkpoint ckpt-3 (" in out.stderr
@@ -288,10 +202,10 @@ def test_unreadable_checkpoints_are_refused_not_overwritten(
                                 evaluate_test=False)
     ckpts = os.path.join(workdir, "checkpoints")
     for name in ("ckpt-1.index", "ckpt-2.index"):
-        _truncate(os.path.join(ckpts, name), 10)
+        truncate(os.path.join(ckpts, name), 10)
     before = {n: os.path.getmtime(os.path.join(ckpts, n))
               for n in os.listdir(ckpts)}
-    result = _ram_tf("train", *TINY_FLAGS, "--workdir", workdir, "--steps",
+    result = run_cli("train", *TINY_FLAGS, "--workdir", workdir, "--steps",
                      "9")
     assert result.returncode == 2, result.stderr[-2000:]
     assert (f"Error: none of the checkpoints in {ckpts} can be read: "
@@ -306,7 +220,7 @@ def test_unreadable_checkpoints_are_refused_not_overwritten(
         os.remove(os.path.join(ckpts, name))
     before = {n: os.path.getmtime(os.path.join(ckpts, n))
               for n in os.listdir(ckpts)}
-    result = _ram_tf("train", *TINY_FLAGS, "--workdir", workdir, "--steps",
+    result = run_cli("train", *TINY_FLAGS, "--workdir", workdir, "--steps",
                      "9")
     assert result.returncode == 2, result.stderr[-2000:]
     assert ("ckpt-2 (its .index file is missing); ckpt-1 (its .index file "
@@ -354,70 +268,6 @@ def test_a_log_without_updates_or_epochs_is_refused_not_trimmed(tmp_path):
     with pytest.raises(rundir.RunDirError, match="not this run's log"):
         rundir.trim_log(str(path), updates=6, epochs=2)
     assert path.read_text() == "a,b\n1,2\n"
-
-
-# -- evaluate --------------------------------------------------------------
-
-
-@pytest.fixture
-def finished_run(mnist_dir, cache_dir, tmp_path):
-    workdir = str(tmp_path / "run")
-    training.train_and_evaluate(tiny32(3), workdir, verbose=0)
-    return workdir
-
-
-def test_evaluate_with_truncated_weights_uses_the_checkpoint(finished_run):
-    _truncate(os.path.join(finished_run, "model.weights.h5"), 96)
-    out = _ram_tf("evaluate", finished_run)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "model.weights.h5 cannot be read" in out.stderr
-    assert "Traceback" not in out.stderr
-    scores = json.loads(out.stdout)
-    results = read_json(os.path.join(finished_run, "results.json"))
-    # The last checkpoint holds the final weights: the same test error.
-    for key in ("test_error_deterministic", "test_error_mc"):
-        assert scores[key] == results[key]
-    # Without checkpoints there is nothing to fall back on: one line.
-    for name in os.listdir(os.path.join(finished_run, "checkpoints")):
-        os.remove(os.path.join(finished_run, "checkpoints", name))
-    out = _ram_tf("evaluate", finished_run, "--split", "validation")
-    assert out.returncode == 2
-    assert out.stderr.strip().splitlines()[-1].startswith(
-        f"Error: {finished_run} has an unreadable model.weights.h5 (")
-    assert "Traceback" not in out.stderr
-
-
-def test_weights_of_other_shapes_blame_an_edited_config(finished_run):
-    from ram_tf import loading
-
-    path = os.path.join(finished_run, "config.json")
-    saved = read_json(path)
-    saved["core"]["core_units"] //= 2
-    with open(path, "w") as f:
-        json.dump(saved, f)
-    with pytest.raises(rundir.CheckpointError) as caught:
-        loading.load_run(finished_run)
-    message = str(caught.value)
-    assert "other shapes than the run's config.json builds: if config.json " \
-        "was edited, restore it. Nothing was loaded." in message
-    assert "Refusing to start again" not in message  # loading trains nothing
-
-
-def test_evaluate_uses_the_precision_the_run_trained_with(finished_run):
-    # An "auto" run that resolved to bfloat16 where it trained: evaluate
-    # must not fall back to this process's resolution of "auto".
-    config_path = os.path.join(finished_run, "config.json")
-    saved = read_json(config_path)
-    saved["machine"]["precision"] = "auto"
-    rundir.write_json(config_path, saved)
-    results_path = os.path.join(finished_run, "results.json")
-    rundir.write_json(results_path, {**read_json(results_path),
-                                     "precision": "mixed_bfloat16"})
-    out = _ram_tf("evaluate", finished_run, "--split", "validation")
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert ("evaluating in mixed_bfloat16, the precision the run trained "
-            "with (results.json)") in out.stderr
-    assert json.loads(out.stdout)["precision"] == "mixed_bfloat16"
 
 
 def test_cleaning_leftovers_keeps_files_a_run_did_not_write(tmp_path):
