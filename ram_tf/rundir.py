@@ -238,6 +238,7 @@ def restore_checkpoint(checkpoint, directory: str, *, partial: bool = False,
                 status.assert_existing_objects_matched()
         except Exception as e:  # damaged: IndexError, DataLossError, ...
             failures.append(f"{name} ({_first_line(e)})")
+            _quiet_failed_restore(e)
             continue
         if failures:
             logger.warning("could not read checkpoint %s; using the one "
@@ -257,6 +258,24 @@ def restore_checkpoint(checkpoint, directory: str, *, partial: bool = False,
                "Refusing to start again from update 0 over them: move the "
                "folder away to start afresh, or choose another --workdir"))
     return None
+
+
+def _quiet_failed_restore(error: BaseException) -> None:
+    """Mark the restore that raised `error` as partial.
+
+    A restore that raises returns no status object to call
+    `expect_partial()` on, yet its restore coordinator stays referenced by
+    the objects' deferred restorations. When they are collected, often at
+    exit, TensorFlow logs every checkpoint value that was not restored,
+    after our error has already named the failure. The coordinator is a
+    local of the frames the error passed through.
+    """
+    frame = error.__traceback__
+    while frame is not None:
+        for value in list(frame.tb_frame.f_locals.values()):
+            if type(value).__name__ == "_CheckpointRestoreCoordinator":
+                value.expect_partial = True
+        frame = frame.tb_next
 
 
 def _repair_state(directory: str, restored: str) -> None:

@@ -229,6 +229,37 @@ def test_unreadable_checkpoints_are_refused_not_overwritten(
             for n in os.listdir(ckpts)} == before
 
 
+def test_a_refused_checkpoint_leaves_no_unrestored_value_warnings(
+        tmp_path):
+    import gc
+    import logging
+
+    import tensorflow as tf
+
+    directory = str(tmp_path / "checkpoints")
+    saved = tf.train.Checkpoint(v=tf.Variable(tf.zeros([4])),
+                                step=tf.Variable(1))
+    tf.train.CheckpointManager(saved, directory, max_to_keep=2).save()
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    tf.get_logger().addHandler(handler)
+    try:
+        other = tf.train.Checkpoint(v=tf.Variable(tf.zeros([3])))
+        with pytest.raises(rundir.CheckpointError, match="other shapes"):
+            rundir.restore_checkpoint(other, directory)
+        del other
+        gc.collect()
+        # The same deleted without our error: TensorFlow does warn.
+        tf.train.Checkpoint(v=tf.Variable(tf.zeros([4]))).restore(
+            tf.train.latest_checkpoint(directory))
+        gc.collect()
+    finally:
+        tf.get_logger().removeHandler(handler)
+    warned = [m for m in messages if "unrestored values" in m]
+    assert len(warned) == 1, messages
+
+
 def test_resume_trims_a_log_two_writers_left(tmp_path):
     path = str(tmp_path / "log.csv")
     header = "epoch,updates,val_accuracy"
