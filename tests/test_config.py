@@ -123,6 +123,11 @@ def test_a_dram_config_without_context_resize_resized_bilinearly():
     assert cfg.core.context_resize == "area"  # RAM has no context network
 
 
+def test_config_text_that_is_not_json_is_a_config_error():
+    with pytest.raises(config_lib.ConfigError, match="not JSON"):
+        config_lib.ExperimentConfig.from_json("not json")
+
+
 def test_old_override_keys_mean_the_machine_keys():
     old = config_lib.resolve("ram", "mnist28", {
         "glimpse.backend": "gather", "glimpse.xla": False,

@@ -351,6 +351,9 @@ def test_a_folder_with_other_files_only_can_hold_a_run(tmp_path):
      "glimpse.num_glimpses=-3 is invalid"),
     (lambda c: c.update(model="foo"), "model='foo' is invalid: allowed: ram"),
     (lambda c: c["core"].update(wings=2), "unknown setting 'core.wings'"),
+    (lambda c: c.update(gilmpse=c.pop("glimpse")),
+     "unknown setting group 'gilmpse'; expected model, task and the groups "
+     "glimpse, core"),
     (lambda c: c.pop("task"), "task missing"),
 ])
 def test_a_damaged_config_is_named_when_loading_or_resuming(tmp_path, edit,
