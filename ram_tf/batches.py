@@ -48,16 +48,39 @@ def unpack_batch(data):
     return batch, weight
 
 
-def as_labels(labels):
-    """Integer class labels [B] (a trailing axis of 1 is dropped)."""
+def as_labels(labels, num_classes=None):
+    """Integer class labels [B] (a trailing axis of 1 is dropped); with
+    `num_classes` K, checked to be whole numbers in 0..K-1 when run."""
     labels = tf.convert_to_tensor(labels)
     if labels.shape.rank == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
     if labels.shape.rank != 1:
         raise ValueError(
             "labels must be integer class indices of shape [B] (or [B, 1]); "
-            f"one-hot labels need argmax first. Received shape {labels.shape}")
-    return tf.cast(labels, tf.int32)
+            + ("one-hot labels need argmax first. " if labels.shape.rank
+               else "a tf.data.Dataset must be batched (dataset.batch(n)). ")
+            + f"Received shape {labels.shape}")
+    if not (labels.dtype.is_integer or labels.dtype.is_floating):
+        raise ValueError("labels must be integer class indices; received "
+                         f"dtype {labels.dtype.name}")
+    if num_classes is None:
+        return tf.cast(labels, tf.int32)
+    # Out of range, a label is an error on CPU and a NaN loss elsewhere;
+    # a float label with a fraction would be truncated.
+    ints = tf.cast(labels, tf.int32)
+    checks = [tf.debugging.assert_equal(
+        tf.cast(ints, labels.dtype), labels,
+        message="labels must be whole class indices")] \
+        if labels.dtype.is_floating else []
+    checks.append(tf.debugging.assert_less(
+        tf.cast(ints, tf.int64), tf.constant(num_classes, tf.int64),
+        message=f"labels must be class indices in 0..{num_classes - 1} "
+                f"(num_classes={num_classes})"))
+    checks.append(tf.debugging.assert_non_negative(
+        ints, message=f"labels must be class indices in "
+                      f"0..{num_classes - 1} (num_classes={num_classes})"))
+    with tf.control_dependencies(checks):
+        return tf.identity(ints)
 
 
 def as_images(images):
@@ -65,5 +88,11 @@ def as_images(images):
     if isinstance(images, dict):
         images = images["image"]
     images = tf.convert_to_tensor(images)
+    if not images.dtype.is_floating:
+        # A cast alone would read 0-255 pixels as 255x too bright.
+        raise ValueError(
+            "images must be floats in [0, 1] (white digits on black); "
+            f"received dtype {images.dtype.name}: divide 0-255 images by "
+            "255")
     return images if images.dtype == tf.float32 else tf.cast(images,
                                                              tf.float32)

@@ -15,6 +15,7 @@ import tensorflow as tf
 from ram_tf import baselines
 from ram_tf import config as config_lib
 from ram_tf import runtime
+from ram_tf import validation
 from ram_tf.dram import DeepRecurrentAttentionModel
 from ram_tf.model import RecurrentAttentionModel
 
@@ -49,7 +50,9 @@ def model_kwargs(config) -> dict:
 
 def build_model(config) -> keras.Model:
     """The model an `ExperimentConfig` names (RAM, DRAM, L-DRAM, FC, CNNs),
-    built on the task's image shape."""
+    built on the task's image shape; an impossible config is a
+    `ConfigError` (`ram_tf.validation.validate`)."""
+    validation.validate(config)
     d = config.data
     if config.model in config_lib.BASELINE_MODELS:
         model = baselines.build(config)

@@ -8,6 +8,7 @@ before CSVLogger (its columns reach log.csv), `Checkpointer` last.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -57,6 +58,24 @@ class UpdateGuard(keras.callbacks.Callback):
             f"Lower train.learning_rate (now {t.learning_rate:g}) or "
             f"train.clipnorm (now {t.clipnorm:g}) and train in another "
             "--workdir")
+
+    @contextlib.contextmanager
+    def refusals(self):
+        """Around `fit`: a step that refused to apply its update
+        (`ram_tf.steps.DIVERGED` in its error) is the update after the
+        last one counted, and raises `TrainingDiverged` for it."""
+        import tensorflow as tf
+
+        from ram_tf.steps import DIVERGED
+
+        try:
+            yield
+        except tf.errors.InvalidArgumentError as e:
+            if DIVERGED not in str(e):
+                raise
+            line = next(x for x in str(e).splitlines() if DIVERGED in x)
+            self.seen += 1
+            self._diverged(line.split(DIVERGED)[0].strip())
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.seen:

@@ -20,6 +20,7 @@ target's centre as (y, x) in [-1, 1]) and `bbox` (float32 [4], normalised
 from __future__ import annotations
 
 import hashlib
+import numbers
 import os
 from typing import Any
 
@@ -246,6 +247,12 @@ def load(
       cache_dir: where fixed canvases are cached.
       **data_overrides: DataConfig fields, e.g. canvas_size=80.
     """
+    for name, value, least in (("batch_size", batch_size, 1),
+                               ("seed", seed, 0)):
+        if value is not None and (isinstance(value, bool) or not isinstance(
+                value, numbers.Integral) or value < least):
+            raise ValueError(f"{name} must be an integer of at least "
+                             f"{least}, or None; got {value!r}")
     if seed is not None and split != "train":
         data_overrides["seed"] = seed  # the held-out canvases' DataConfig.seed
     data = task_data_config(task, **data_overrides)

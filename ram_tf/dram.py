@@ -173,7 +173,9 @@ class DeepRecurrentAttentionModel(RecurrentAttentionModel):
             step / self.location_loss_decay_steps)
 
     def check_batch(self, data):
-        if self.location_supervised and "location" not in data:
+        if not self.location_supervised:
+            return
+        if "location" not in data:
             raise ValueError(
                 f"L-DRAM (location_loss_weight={self.location_loss_weight})"
                 " learns from each image's true centre: its batches need "
@@ -181,6 +183,13 @@ class DeepRecurrentAttentionModel(RecurrentAttentionModel):
                 "{'label': y, 'location': centres}) or dicts with 'image', "
                 "'label' and 'location'. Received a batch with "
                 f"{sorted(data)}")
+        shape = tf.TensorShape(data["location"].shape)
+        # Unknown sizes (a trace Keras relaxed) are checked at run time.
+        if shape.rank not in (None, 2) or (shape.rank == 2 and
+                                           shape[-1] not in (None, 2)):
+            raise ValueError(
+                "L-DRAM's 'location' holds each image's true centre (y, x) "
+                f"in [-1, 1], shape [B, 2]. Received shape {shape}")
 
     def extra_loss(self, data, out, repeats, sample_weight=None):
         if not self.location_supervised:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from ram_tf import inference
+
 
 def predict_proba(model, images, mc_samples: int = 0) -> tf.Tensor:
     """Class probabilities [B, K]; mc_samples=0 means deterministic."""
@@ -32,7 +34,8 @@ def evaluate(model, arrays: dict[str, np.ndarray], mc_samples: int = 10,
 
     Args:
       model: a `RecurrentAttentionModel`.
-      arrays: `ram_tf.datasets.fixed_arrays(...)` (image uint8).
+      arrays: `ram_tf.datasets.fixed_arrays(...)`: uint8 canvases, or
+        float images in [0, 1] (`ram_tf.inference.canvas_divisor`).
       mc_samples: M of the Monte Carlo mode.
       batch_size: images per forward pass.
       seed: seed of the Monte Carlo draws.
@@ -40,6 +43,7 @@ def evaluate(model, arrays: dict[str, np.ndarray], mc_samples: int = 10,
     Returns:
       dict: error_deterministic, error_mc (percent), mc_samples, images.
     """
+    divisor = inference.canvas_divisor(arrays)
     generator = getattr(model, "seed_generator", None)
     if generator is None:
         mc_samples = 0  # a deterministic baseline: both modes coincide
@@ -54,7 +58,7 @@ def evaluate(model, arrays: dict[str, np.ndarray], mc_samples: int = 10,
     try:
         for start in range(0, len(labels), batch_size):
             x = tf.constant(arrays["image"][start:start + batch_size])
-            x = tf.cast(x, tf.float32) / 255.0
+            x = tf.cast(x, tf.float32) / divisor
             y = labels[start:start + batch_size]
             wrong_det += int(np.sum(
                 np.argmax(deterministic(x).numpy(), -1) != y))

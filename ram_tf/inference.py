@@ -55,6 +55,9 @@ def check_images(images, shape, warn: bool = True) -> np.ndarray:
     """
     h, w, c = shape
     want = f"float32 images of shape [batch, {h}, {w}, {c}] in [0, 1]"
+    if isinstance(images, dict):
+        raise InputError(f"expected {want}, the array itself; got a dict "
+                         f"with {sorted(images)}")
     images = np.asarray(images)
     if images.dtype.kind != "f":
         raise InputError(f"expected {want}; got dtype {images.dtype} "
@@ -186,6 +189,7 @@ def load_exported(path: str, verify: bool = True):
     MANIFEST.json records is refused (`manifest.IntegrityError`, a
     ValueError); one without a manifest or record is loaded as it is.
     """
+    path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no exported model at {path}")
     if verify:
@@ -199,13 +203,63 @@ def load_exported(path: str, verify: bool = True):
 
 def predict_batches(fn, images: np.ndarray, batch_size: int = 500):
     """Concatenate `fn` outputs over slices of `images`."""
+    if not (isinstance(batch_size, int) and batch_size > 0):
+        raise ValueError(f"batch_size must be a positive integer; got "
+                         f"{batch_size!r}")
+    if not len(images):
+        raise InputError("no images to predict: the batch is empty")
     parts = [fn(images[i:i + batch_size])
              for i in range(0, len(images), batch_size)]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
+def canvas_divisor(arrays) -> float:
+    """What to divide `arrays["image"]` by for pixels in [0, 1], after
+    checking that `arrays` holds what the scorers read.
+
+    Args:
+      arrays: {"image": [N, H, W, C] uint8 canvases (those of
+        `ram_tf.datasets.fixed_arrays`) or floats in [0, 1],
+        "label": [N] integer classes}.
+
+    Returns:
+      255.0 for uint8 images, 1.0 for float ones.
+
+    Raises:
+      InputError: a missing entry, or images or labels of another kind.
+    """
+    if not isinstance(arrays, dict) or not {"image", "label"} <= set(arrays):
+        raise InputError(
+            "expected a dict with 'image' [N, H, W, C] and 'label' [N], as "
+            "ram_tf.datasets.fixed_arrays returns; got "
+            + (f"keys {sorted(arrays)}" if isinstance(arrays, dict)
+               else type(arrays).__name__))
+    images, labels = np.asarray(arrays["image"]), np.asarray(arrays["label"])
+    if images.ndim != 4:
+        raise InputError("expected 'image' [N, H, W, C]; got shape "
+                         f"{list(images.shape)}")
+    if labels.dtype.kind not in "iu" or labels.shape != images.shape[:1]:
+        raise InputError(
+            f"expected 'label' [{len(images)}] integer classes, one per "
+            f"image; got {labels.dtype} of shape {list(labels.shape)}"
+            + (" (one-hot labels need argmax)" if labels.ndim == 2 else ""))
+    if images.dtype == np.uint8:
+        return 255.0
+    if images.dtype.kind != "f":
+        raise InputError(f"expected uint8 canvases (0-255) or floats in "
+                         f"[0, 1]; got dtype {images.dtype}")
+    lo, hi = (float(images.min()), float(images.max())) if images.size \
+        else (0.0, 0.0)
+    if not 0.0 <= lo <= hi <= 1.0:  # NaN fails too
+        raise InputError(
+            f"float images must be in [0, 1]; these span [{lo:g}, {hi:g}]"
+            + (" (0-255 values: pass them as uint8)" if hi > 1.5 else ""))
+    return 1.0
+
+
 def test_error(fn, arrays, batch_size: int = 500) -> float:
-    """Error (%) of an exported callable on fixed canvases (image uint8)."""
-    images = arrays["image"].astype(np.float32) / 255.0
+    """Error (%) of an exported callable on fixed canvases (`arrays` as
+    `canvas_divisor` takes them)."""
+    images = arrays["image"].astype(np.float32) / canvas_divisor(arrays)
     out = predict_batches(fn, images, batch_size)
     return float(100.0 * np.mean(out["classes"] != arrays["label"]))

@@ -148,6 +148,7 @@ class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
         self.initial_location = initial_location
         self.reinforce_weight = float(reinforce_weight)
         self.mc_samples = mc_samples
+        self.num_classes = num_classes
         # bfloat16 operands for the glimpse network's and core's matmuls.
         self.matmul_dtype = ("bfloat16" if precision == "mixed_bfloat16"
                              else "float32")
@@ -195,6 +196,7 @@ class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
                 f"{type(self).__name__} takes images [B, H, W, C] with H, W "
                 f"and C known. Received input shape {shape}")
         batch, height, width, _ = shape
+        self.image_shape = shape[1:]  # what `call` takes from now on
         if self.sensor.size > min(height, width):
             raise ValueError(
                 f"glimpse_size={self.sensor.size} is larger than the "
@@ -291,7 +293,7 @@ class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
           step_logits: also return "step_logits" [B * M, T, K], the
             classifier applied after every glimpse (for visualisation).
         """
-        images = as_images(images)
+        images = self._checked_images(images)
         record = {"means": [], "samples": [], "baselines": [],
                   "supervised": []}
         act = lambda h, i: self._act(h, i, sample, noise_seed,  # noqa: E731
@@ -320,6 +322,8 @@ class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
             if t == self.num_glimpses - 1:
                 break
             location = act(h_top, t + first_action)
+            if training:  # else NaN weights read far outside the image
+                location = steps.finite(location, "policy")
             locations.append(location)
         batch = tf.shape(images)[0]
         out = {"logits": self.action_net(h_class),
@@ -333,6 +337,27 @@ class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
             out["step_logits"] = tf.stack(
                 [self.action_net(x) for x in hiddens], axis=1)
         return out
+
+    def _checked_images(self, images):
+        """float32 images of the [H, W, C] the model was built for: its
+        weights (the glimpse network's input, DRAM's context) fit one size
+        and channel count only."""
+        images = as_images(images)
+        built = getattr(self, "image_shape", None)
+        got = tuple(images.shape)
+        if built and (len(got) != 4 or any(
+                g is not None and g != b for g, b in zip(got[1:], built))):
+            h, w, c = built
+            raise ValueError(
+                f"{type(self).__name__} was built for images [B, {h}, {w}, "
+                f"{c}]; received shape {got}. It answers at the size and "
+                "channel count it was built with: resize or pad the images, "
+                "or build another model for them")
+        if built and None in got[1:]:
+            # A trace Keras relaxed after a call at another size: the
+            # sensor needs static sizes, and the error comes at run time.
+            images = tf.ensure_shape(images, (None, *built))
+        return images
 
     def rollouts(self, images, training=False, sample=False, repeats=1,
                  noise=None):

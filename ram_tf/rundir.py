@@ -66,6 +66,19 @@ def write_json(path: str, obj) -> None:
         json.dump(obj, f, indent=2, sort_keys=True)
 
 
+def make_dir(workdir: str) -> None:
+    """Create the work dir; a file in its place, or a folder that cannot
+    be made, is a `RunDirError`."""
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise RunDirError(f"{workdir} is a file, not a run directory; "
+                          "choose another --workdir")
+    try:
+        os.makedirs(workdir, exist_ok=True)
+    except OSError as e:
+        raise RunDirError(f"cannot create the run directory {workdir} "
+                          f"({e.strerror}); choose another --workdir") from e
+
+
 def read_json(path: str):
     """The JSON in `path`; a damaged file is a `RunDirError`."""
     try:

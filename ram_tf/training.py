@@ -23,7 +23,8 @@ checkpoint, so a resumed run, even one resumed with other `--steps` or
 `--steps-per-epoch`, sees the same batches and draws as an uninterrupted
 one. A run killed mid-epoch loses that epoch's updates only. A loss or
 weight that is no longer finite stops the run (`TrainingDiverged`) before
-that epoch's checkpoint is written.
+that epoch's checkpoint is written; a step with a NaN loss or location
+applies nothing (`ram_tf.steps.finite`).
 
 Under a strategy (`machine.distribute`, `ram_tf.distribute`) the model,
 its optimizer and its checkpoint are made in the strategy's scope; only
@@ -165,7 +166,7 @@ def train_and_evaluate(
     if not worker.chief:
         # Writes nothing in workdir, so it takes no lock there.
         return _train(*args)
-    os.makedirs(workdir, exist_ok=True)
+    rundir.make_dir(workdir)
     with runlock.RunLock(workdir):
         return _train(*args)
 
@@ -363,12 +364,14 @@ def _fit(model, config, val_arrays, data_kwargs, done, epochs_done,
                             val_ds.with_options(options))
     # shuffle=False: the pipeline places fresh digits in every batch;
     # fit's default True only earns a warning on a tf.data.Dataset.
+    guard = UpdateGuard(remaining, done, t)
     try:
-        model.fit(train_ds, validation_data=val_ds, epochs=epochs,
-                  initial_epoch=epochs_done, shuffle=False,
-                  steps_per_epoch=t.steps_per_epoch,
-                  callbacks=[UpdateGuard(remaining, done, t), UpdateCounter(),
-                             *callbacks], verbose=verbose)
+        with guard.refusals():
+            model.fit(train_ds, validation_data=val_ds, epochs=epochs,
+                      initial_epoch=epochs_done, shuffle=False,
+                      steps_per_epoch=t.steps_per_epoch,
+                      callbacks=[guard, UpdateCounter(), *callbacks],
+                      verbose=verbose)
     finally:
         # fit skips on_train_end when it is interrupted (divergence, a
         # KeyboardInterrupt), which would leave log.csv open.

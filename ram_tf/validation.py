@@ -37,6 +37,10 @@ _TYPES = {
 
 def validate(config: ExperimentConfig) -> None:
     """Raise `ConfigError` naming the first impossible setting."""
+    if not isinstance(config, ExperimentConfig):
+        raise ConfigError(
+            "expected an ExperimentConfig, e.g. ram_tf.config.resolve('ram', "
+            f"'translated60'); received {type(config).__name__}")
     g, d, p, t, c, m = (
         config.glimpse,
         config.data,

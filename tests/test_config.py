@@ -128,6 +128,27 @@ def test_config_text_that_is_not_json_is_a_config_error():
         config_lib.ExperimentConfig.from_json("not json")
 
 
+def test_building_or_training_what_is_not_a_valid_config_is_named(
+        tmp_path):
+    import dataclasses
+
+    from ram_tf import training
+    from ram_tf.builders import build_model
+
+    for bad in ("ram", config_lib.resolve("ram", "mnist28").to_dict()):
+        for run in (lambda: build_model(bad),
+                    lambda: training.train_and_evaluate(bad, str(tmp_path))):
+            with pytest.raises(config_lib.ConfigError,
+                               match="expected an ExperimentConfig, e.g. "
+                                     r"ram_tf\.config\.resolve"):
+                run()
+    nonsense = dataclasses.replace(config_lib.resolve("ram", "mnist28"),
+                                   model="nonsense")
+    with pytest.raises(config_lib.ConfigError, match="model='nonsense'"):
+        build_model(nonsense)
+    assert not os.listdir(tmp_path)
+
+
 def test_old_override_keys_mean_the_machine_keys():
     old = config_lib.resolve("ram", "mnist28", {
         "glimpse.backend": "gather", "glimpse.xla": False,

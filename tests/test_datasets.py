@@ -147,6 +147,19 @@ def test_load_returns_example_dicts(mnist_dir, cache_dir):
     assert train["image"].shape == (2, 100, 100, 1)
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    ({"batch_size": 4.0}, "batch_size must be an integer of at least 1, "
+                          "or None; got 4.0"),
+    ({"batch_size": 0}, "batch_size must be an integer of at least 1"),
+    ({"seed": "a"}, "seed must be an integer of at least 0, or None; got "
+                    "'a'"),
+    ({"seed": True}, "seed must be an integer"),
+])
+def test_load_names_a_badly_typed_argument(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        datasets.load("mnist28", "train", **kwargs)
+
+
 def test_load_places_held_out_canvases_with_the_seed_given(mnist_dir,
                                                            cache_dir):
     def first(**kwargs):

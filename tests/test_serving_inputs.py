@@ -85,6 +85,21 @@ def test_load_exported_refuses_non_finite_pixels(exported, key):
         fn(x)
 
 
+def test_load_exported_takes_a_path_object_and_names_misuse(exported):
+    import pathlib
+
+    fn = inference.load_exported(pathlib.Path(exported["tflite"]))
+    x = digits(3)
+    assert inference.predict_batches(fn, x, 2)["classes"].shape == (3,)
+    with pytest.raises(inference.InputError, match="the array itself; got "
+                       r"a dict with \['images'\]"):
+        fn({"images": x})
+    with pytest.raises(inference.InputError, match="the batch is empty"):
+        inference.predict_batches(fn, x[:0])
+    with pytest.raises(ValueError, match="batch_size must be a positive"):
+        inference.predict_batches(fn, x, 0)
+
+
 def test_savedmodels_exported_without_checks_are_checked_in_python(
         exported, tmp_path):
     # As the shipped SavedModels were exported: no checked ops inside.

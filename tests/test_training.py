@@ -112,19 +112,20 @@ def test_cli_refuses_an_infinite_learning_rate_in_one_line(tmp_path):
 
 
 def _poisoned_from(update, monkeypatch):
-    """Training images turn NaN from `update` (1-based) on."""
+    """The loss turns NaN from `update` (1-based) on."""
     import tensorflow as tf
 
-    from ram_tf import datasets
+    from ram_tf import reinforce
 
-    real = datasets.train_dataset
+    real, count = reinforce.hybrid_loss, tf.Variable(0)
 
-    def poisoned(*args, start_step=0, **kwargs):
-        return real(*args, start_step=start_step, **kwargs).enumerate(
-            start_step).map(lambda i, b: {**b, "image": tf.where(
-                i + 1 >= update, b["image"] * float("nan"), b["image"])})
+    def poisoned(*args, **kwargs):
+        terms = real(*args, **kwargs)
+        n = count.assign_add(1)  # the update this step makes
+        terms["loss"] = tf.where(n >= update, float("nan"), terms["loss"])
+        return terms
 
-    monkeypatch.setattr(datasets, "train_dataset", poisoned)
+    monkeypatch.setattr(reinforce, "hybrid_loss", poisoned)
 
 
 def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(
@@ -132,7 +133,7 @@ def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(
     workdir = str(tmp_path / "run")
     _poisoned_from(5, monkeypatch)
     with pytest.raises(training.TrainingDiverged,
-                       match=r"diverged at update 5: the loss is nan\. "
+                       match=r"diverged at update 5: the loss is not finite\. "
                              r".*last good checkpoint, at update 3, is kept"):
         training.train_and_evaluate(tiny32(10), workdir, verbose=0)
     for name in ("results.json", "model.weights.h5", "lock"):
