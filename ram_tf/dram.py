@@ -91,6 +91,10 @@ class DeepRecurrentAttentionModel(RecurrentAttentionModel):
         positive_int("context_size", context_size)
         for name, values in (("context_filters", context_filters),
                              ("context_kernels", context_kernels)):
+            if not isinstance(values, (list, tuple)):
+                raise ValueError(
+                    f"{name} takes one positive integer per conv layer, "
+                    f"e.g. (32, 32). Received: {name}={values!r}")
             for value in values:
                 if (isinstance(value, bool)
                         or not isinstance(value, numbers.Integral)

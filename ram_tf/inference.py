@@ -132,7 +132,11 @@ class _TFLiteRunner:
             kwargs["experimental_op_resolver_type"] = (
                 litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         self._delegates = delegates
-        self._interpreter = litert.Interpreter(model_path=path, **kwargs)
+        try:
+            self._interpreter = litert.Interpreter(model_path=path, **kwargs)
+        except ValueError as e:
+            raise ValueError(f"{path} is not a TFLite model the interpreter "
+                             f"can load ({str(e).strip()})") from e
         self._runner = self._interpreter.get_signature_runner(
             "serving_default")
         detail = self._runner.get_input_details()["images"]

@@ -137,7 +137,9 @@ def latest_version(path: str) -> str:
         raise FileNotFoundError(
             f"{path} holds no SavedModel (saved_model.pb) or version folder"
             + ("; it is a run directory: export it first (ram-tf export "
-               f"{path})" if run else ""))
+               f"{path})" if run else "")
+            + ("; a .keras file loads with keras.models.load_model"
+               if path.endswith(".keras") else ""))
     return os.path.join(path, str(found[-1]))
 
 

@@ -113,6 +113,9 @@ class RecurrentAttentionModel(steps.HybridLossSteps, keras.Model):
             raise ValueError(f"core_cell must be one of "
                              f"{tuple(cores.CORE_NETWORKS)}. Received: "
                              f"core_cell={core_cell!r}")
+        if not isinstance(xla_sensor, bool):
+            raise ValueError(f"xla_sensor must be True or False. Received: "
+                             f"xla_sensor={xla_sensor!r}")
         positive_number("std", std)
         if positive_number("mean_bound", mean_bound) > 1:
             raise ValueError(f"mean_bound must be in (0, 1]. Received: "

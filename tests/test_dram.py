@@ -216,6 +216,8 @@ def test_a_saved_dram_without_context_resize_resizes_bilinearly():
     ("context_size", 2, "context_size=2"),
     ("context_size", 0, "context_size=0"),
     ("context_filters", (4, 0), r"context_filters=\[4, 0\]"),
+    ("context_filters", 32, "one positive integer per conv layer.*"
+                            "context_filters=32"),
     ("context_kernels", (3,), r"context_kernels=\[3\]"),
     ("context_resize", "nearest", "context_resize='nearest'"),
     ("location_loss_weight", -1.0, "location_loss_weight=-1.0"),

@@ -270,7 +270,7 @@ def test_a_batch_without_labels_is_refused_by_name():
     ("num_classes", 0), ("glimpse_size", 2.5),
     ("initial_location", "corner"), ("reinforce_weight", -1.0),
     ("mean_bound", 0.0), ("mean_bound", 1.2), ("mean_bound", "0.8"),
-    ("core_cell", "gru"),
+    ("core_cell", "gru"), ("xla_sensor", "yes"),
 ])
 def test_constructor_names_the_impossible_argument(argument, value):
     with pytest.raises(ValueError, match=f"{argument}={value!r}"):

@@ -85,7 +85,8 @@ def test_load_exported_refuses_non_finite_pixels(exported, key):
         fn(x)
 
 
-def test_load_exported_takes_a_path_object_and_names_misuse(exported):
+def test_load_exported_takes_a_path_object_and_names_misuse(exported,
+                                                            tmp_path):
     import pathlib
 
     fn = inference.load_exported(pathlib.Path(exported["tflite"]))
@@ -98,6 +99,15 @@ def test_load_exported_takes_a_path_object_and_names_misuse(exported):
         inference.predict_batches(fn, x[:0])
     with pytest.raises(ValueError, match="batch_size must be a positive"):
         inference.predict_batches(fn, x, 0)
+    fake = tmp_path / "model.tflite"
+    fake.write_bytes(b"not a flatbuffer")
+    with pytest.raises(ValueError, match=f"{fake} is not a TFLite model"):
+        inference.load_exported(str(fake))
+    keras_file = tmp_path / "m.keras"
+    keras_file.write_bytes(b"zip")
+    with pytest.raises(FileNotFoundError, match="a .keras file loads with "
+                       "keras.models.load_model"):
+        inference.load_exported(str(keras_file))
 
 
 def test_savedmodels_exported_without_checks_are_checked_in_python(
