@@ -67,16 +67,12 @@ def write_json(path: str, obj) -> None:
 
 
 def make_dir(workdir: str) -> None:
-    """Create the work dir; a file in its place, or a folder that cannot
-    be made, is a `RunDirError`."""
+    """Create the work dir; a file in its place is a `RunDirError` (other
+    OS errors name their path, as they are)."""
     if os.path.exists(workdir) and not os.path.isdir(workdir):
-        raise RunDirError(f"{workdir} is a file, not a run directory; "
-                          "choose another --workdir")
-    try:
-        os.makedirs(workdir, exist_ok=True)
-    except OSError as e:
-        raise RunDirError(f"cannot create the run directory {workdir} "
-                          f"({e.strerror}); choose another --workdir") from e
+        raise RunDirError(f"{workdir} exists and is not a folder; expected "
+                          "a run directory: choose another --workdir")
+    os.makedirs(workdir, exist_ok=True)
 
 
 def read_json(path: str):

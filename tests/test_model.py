@@ -244,7 +244,7 @@ def test_fit_evaluate_predict_on_numpy_arrays_and_tuple_datasets():
     # evaluate scores the deterministic policy, as predict answers.
     assert scores["accuracy"] == pytest.approx(np.mean(np.argmax(
         model.predict(x, batch_size=4, verbose=0)["logits"], -1) == y))
-    out = model.predict((x * 255).astype("uint8"), batch_size=4, verbose=0)
+    out = model.predict(x, batch_size=4, verbose=0)
     assert out["logits"].shape == (8, 3)
     assert out["locations"].shape == (8, 4, 2)
 
