@@ -304,12 +304,9 @@ class ExperimentConfig:
                 f"not an ExperimentConfig: {' and '.join(missing)} missing"
                 if missing else "not an ExperimentConfig: a group is not "
                 "a mapping of settings")
-        unknown = sorted(set(d) - {"model", "task", *GROUPS})
-        if unknown:
-            raise ConfigError(
-                f"unknown setting group{'s' * (len(unknown) > 1)} "
-                f"{', '.join(map(repr, unknown))}; expected model, task and "
-                f"the groups {', '.join(GROUPS)}")
+        for key in sorted(set(d) - {"model", "task", *GROUPS}):
+            raise ConfigError(f"unknown setting group {key!r}; expected model"
+                              f", task and the groups {', '.join(GROUPS)}")
         groups = {name: dict(d.get(name, {})) for name in GROUPS}
         config_legacy.move_machine_fields(groups)
         config_legacy.fill_context_resize(d["model"], groups)
@@ -332,11 +329,9 @@ class ExperimentConfig:
     @classmethod
     def from_json(cls, text: str) -> "ExperimentConfig":
         try:
-            d = json.loads(text)
-        except ValueError as e:
-            raise ConfigError(f"not an ExperimentConfig: not JSON ({e})") \
-                from e
-        return cls.from_dict(d)
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"not an ExperimentConfig: not JSON ({e})")
 
 
 # The groups of an ExperimentConfig, in order: name -> dataclass.
