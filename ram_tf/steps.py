@@ -149,13 +149,13 @@ class HybridLossSteps:
 
     def _checked(self, data, training=False):
         """`unpack_batch` with int32 labels [B] and finite inputs; in
-        training `check_batch` first (L-DRAM's "location")."""
+        training `check_batch` first, and L-DRAM's "location" [B, 2]."""
         data, weight = unpack_batch(data)
         data["label"] = as_labels(data["label"], self.num_classes)
         if training:
             self.check_batch(data)
         data["image"] = finite(as_images(data["image"]), "image")
-        if "location" in data:
+        if training and self.location_supervised:  # what extra_loss reads
             data["location"] = finite(tf.ensure_shape(
                 tf.cast(data["location"], tf.float32), (None, 2)), "location")
         if weight is not None:
