@@ -68,17 +68,14 @@ def as_labels(labels, num_classes=None):
     # Out of range, a label is an error on CPU and a NaN loss elsewhere;
     # a float label with a fraction would be truncated.
     ints = tf.cast(labels, tf.int32)
-    checks = [tf.debugging.assert_equal(
-        tf.cast(ints, labels.dtype), labels,
-        message="labels must be whole class indices")] \
-        if labels.dtype.is_floating else []
-    checks.append(tf.debugging.assert_less(
-        tf.cast(ints, tf.int64), tf.constant(num_classes, tf.int64),
-        message=f"labels must be class indices in 0..{num_classes - 1} "
-                f"(num_classes={num_classes})"))
-    checks.append(tf.debugging.assert_non_negative(
-        ints, message=f"labels must be class indices in "
-                      f"0..{num_classes - 1} (num_classes={num_classes})"))
+    in_range = (f"labels must be class indices in 0..{num_classes - 1} "
+                f"(num_classes={num_classes})")
+    checks = [tf.debugging.assert_less(ints, num_classes, message=in_range),
+              tf.debugging.assert_non_negative(ints, message=in_range)]
+    if labels.dtype.is_floating:
+        checks.append(tf.debugging.assert_equal(
+            tf.cast(ints, labels.dtype), labels,
+            message="labels must be whole class indices"))
     with tf.control_dependencies(checks):
         return tf.identity(ints)
 

@@ -17,8 +17,10 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from ram_tf import rundir
+from ram_tf.steps import DIVERGED
 
 
 class TrainingDiverged(RuntimeError):
@@ -64,10 +66,6 @@ class UpdateGuard(keras.callbacks.Callback):
         """Around `fit`: a step that refused to apply its update
         (`ram_tf.steps.DIVERGED` in its error) is the update after the
         last one counted, and raises `TrainingDiverged` for it."""
-        import tensorflow as tf
-
-        from ram_tf.steps import DIVERGED
-
         try:
             yield
         except tf.errors.InvalidArgumentError as e:

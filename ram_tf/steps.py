@@ -68,10 +68,10 @@ class HybridLossSteps:
                 **kwargs):
         """Keras's `compile`, without `loss` or `metrics`: the steps train
         the hybrid loss and log their own terms (`TRAIN_METRICS`)."""
-        given = [name for name in ("loss", "metrics", "loss_weights",
-                                   "weighted_metrics")
-                 if {"loss": loss, "metrics": metrics}.get(
-                     name, kwargs.get(name)) is not None]
+        ignored = {"loss": loss, "metrics": metrics,
+                   "loss_weights": kwargs.get("loss_weights"),
+                   "weighted_metrics": kwargs.get("weighted_metrics")}
+        given = [name for name, value in ignored.items() if value is not None]
         if given:
             raise ValueError(
                 f"{type(self).__name__} trains on its hybrid loss "

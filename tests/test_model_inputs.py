@@ -89,28 +89,22 @@ def test_predict_and_evaluate_name_non_finite_images():
             run()
 
 
-def test_an_update_from_a_non_finite_loss_is_not_applied():
+@pytest.mark.parametrize("layer, value, message", [
+    # Only the classifier: finite locations, a non-finite loss.
+    ("action_net", np.inf, "the loss is not finite, so this update was not "
+                           "applied: the model diverged"),
+    ("location_net", np.nan, "the policy's locations are not finite, so "
+                             "this update was not applied"),
+])
+def test_a_non_finite_loss_or_policy_applies_no_update(layer, value,
+                                                       message):
     model = _trained()
-    kernel = model.action_net.variables[0]  # only the classifier: finite l
-    kernel.assign(tf.fill(kernel.shape, np.inf))
+    kernel = getattr(model, layer).variables[0]
+    kernel.assign(tf.fill(kernel.shape, value))
     before = _state(model)
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match="the loss is not finite, so this update was "
-                             "not applied: the model diverged"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         model.fit(X, Y, batch_size=8, verbose=0)
     assert _unchanged(model, before)  # the optimizer's iterations too
-
-
-def test_non_finite_policy_locations_stop_the_update_by_name():
-    model = _trained()
-    kernel = model.location_net.variables[0]
-    kernel.assign(tf.fill(kernel.shape, np.nan))
-    before = _state(model)
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match="the policy's locations are not finite, so "
-                             "this update was not applied"):
-        model.fit(X, Y, batch_size=8, verbose=0)
-    assert _unchanged(model, before)
 
 
 def test_integer_images_are_refused_not_read_255_times_too_bright():
